@@ -1,0 +1,625 @@
+"""The message contract (version 1): the models every topic is read and written with.
+
+Field names and meanings are fixed by the published contract; these models are its
+implementation and `schemas/` is generated from them, so a change here is a change to
+the public interface.
+
+Choices that are not obvious from the contract:
+
+* Timestamps must be RFC 3339 strings with an offset (in Python, aware `datetime`
+  objects are accepted too). Numbers are refused rather than read as epoch seconds, because a
+  seconds/milliseconds mix-up would silently move a 24-hour deadline. Every timestamp is
+  normalised to UTC so that equal instants compare and serialise identically.
+* Booleans are strict: `"yes"` or `1` for `contrary_evidence` is a schema error,
+  not a guess.
+* Every string and list is bounded, so one hostile message cannot exhaust memory in a
+  long-lived stream processor. Control-room opening/closing codes get the reference
+  bound (64), not the Home Office code bound (16), because forces use long mnemonics.
+* `reported_at` and `Disclosure.disclosed_at` are filled in by the event's validator,
+  so after parsing they are never `None`; their declared type states that invariant.
+  `Disclosure.disclosed_at_given` still tells whether the sender gave the time, which a
+  replacing disclosure needs (it keeps the original time unless it gives its own).
+* Models are frozen: events are facts, and the engine may share them between states.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, Self
+
+import pydantic_core
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "EVENT_TYPES",
+    "KNOWN_QUALIFIERS",
+    "ContractError",
+    "CrimeCancelled",
+    "CrimeReclassified",
+    "CrimeRecorded",
+    "DdmDecision",
+    "DeadLetter",
+    "DeadLetterError",
+    "DeadLetterKind",
+    "Disclosure",
+    "Finding",
+    "FlagChange",
+    "IncidentClosed",
+    "IncidentEvent",
+    "IncidentReported",
+    "IncidentUpdated",
+    "N100Recorded",
+    "Victim",
+    "format_timestamp",
+    "parse_decision",
+    "parse_incident_event",
+]
+
+DEFAULT_MAX_BYTES: Final = 1_048_576
+
+# --- field types -----------------------------------------------------------------------
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with `Z`; microseconds only when non-zero.
+
+    One spelling per instant is what makes replay output byte-identical across runs.
+    """
+    utc = value.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat() + "Z"
+
+
+def _utc(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    if isinstance(value, int | float):  # bool is an int too
+        raise PydanticCustomError("datetime_type", "timestamp must be an RFC 3339 string")
+    parsed: datetime = handler(value)
+    return parsed.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    WrapValidator(_utc),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def _bounded(max_length: int, min_length: int = 0) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length)
+
+
+EventId = Annotated[str, _bounded(128, 1)]
+Ref = Annotated[str, _bounded(64, 1)]
+HoCode = Annotated[str, _bounded(16, 1)]
+LocalCode = Annotated[str, _bounded(64, 1)]
+Text = Annotated[str, _bounded(2000)]
+Qualifier = Annotated[str, _bounded(64, 1)]
+
+
+def _no_default_in_schema(schema: dict[str, Any]) -> None:
+    # The default is "another field's value", which JSON Schema cannot say; the
+    # description says it instead of a misleading `"default": null`.
+    schema.pop("default", None)
+
+
+# Typed `Any` so the attribute can be declared with its post-validation type.
+_FILLED_BY_EVENT: Any = None
+
+Channel = Literal["999", "101", "online", "front_counter", "officer", "partner_referral", "other"]
+ClosureType = Literal["crime", "cri", "non_crime", "n100", "duplicate", "transferred"]
+RecorderRole = Literal["officer", "crime_bureau", "ddm", "fcr", "other"]
+AuthoriserRole = Literal["officer", "supervisor", "ddm", "fcr", "other"]
+VictimKind = Literal["person", "organisation"]
+Decision = Literal["upheld", "rejected"]
+FlagStatus = Literal["open", "resolved", "withdrawn"]
+Priority = Literal["P1", "P2", "P3"]
+Finding = Literal[
+    "deadline_warning",
+    "crime_not_recorded",
+    "late_recording",
+    "additional_crime_not_recorded",
+    "wrong_classification",
+    "unexplained_downgrade",
+    "incorrect_cancellation",
+    "rape_not_resolved",
+    "cri_without_rationale",
+]
+DeadLetterKind = Literal[
+    "not_json",
+    "schema",
+    "too_large",
+    "unknown_event_type",
+    "unsupported_schema_version",
+    "unknown_flag",
+    "not_object",
+]
+
+KNOWN_QUALIFIERS: Final = frozenset(
+    {
+        "domestic_abuse",
+        "injury",
+        "weapon",
+        "hate_race",
+        "hate_religion",
+        "hate_disability",
+        "hate_sexual_orientation",
+        "hate_transgender",
+        "sexual",
+        "rape",
+        "child",
+        "vulnerable",
+        "modern_slavery",
+        "former_partner",
+        "course_of_conduct",
+        "mental_health",
+        "alcohol",
+    }
+)
+
+# --- incident events -------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Victim(_Model):
+    """A victim named by pseudonymous reference only: the stream carries no personal data."""
+
+    victim_ref: Ref
+    kind: VictimKind
+
+
+class Disclosure(_Model):
+    """An offence the report discloses on the balance of probability.
+
+    A later disclosure with the same `disclosure_id` on the same incident replaces this
+    one and keeps its `disclosed_at` unless it gives its own.
+    """
+
+    disclosure_id: Ref
+    offence_code: HoCode
+    victim_ref: Ref | None = None
+    offender_ref: Ref | None = None
+    disclosed_at: Timestamp = Field(
+        default=_FILLED_BY_EVENT,
+        description="When the offence was disclosed; defaults to the event's occurred_at.",
+        json_schema_extra=_no_default_in_schema,
+    )
+    contrary_evidence: StrictBool = False
+
+    @property
+    def disclosed_at_given(self) -> bool:
+        """Whether the sender gave `disclosed_at` rather than the event filling it in."""
+        return "disclosed_at" in self.model_fields_set
+
+
+class _Envelope(_Model):
+    schema_version: Literal[1]
+    event_id: EventId
+    event_type: str  # narrowed to one Literal per event class, the union's discriminator
+    incident_id: Ref
+    occurred_at: Timestamp
+    source: Annotated[str, _bounded(64)] | None = None
+
+
+_Disclosures = Annotated[list[Disclosure], Field(max_length=100)]
+
+
+def _fill_disclosure_times(
+    event: _Envelope, disclosures: list[Disclosure], info: ValidationInfo
+) -> None:
+    """Set each missing `disclosed_at` to the event's `occurred_at`.
+
+    The filled field stays out of `model_fields_set`, which is what
+    `Disclosure.disclosed_at_given` reads. Parsed from JSON, the disclosures were made
+    by this validation and nobody else holds them, so they are filled in place (the hot
+    path); from Python they may be the caller's objects, so they are copied.
+    """
+    at = event.occurred_at
+    if info.mode != "python":
+        for d in disclosures:
+            if d.disclosed_at is None:
+                object.__setattr__(d, "disclosed_at", at)  # still construction
+        return
+    if any(d.disclosed_at is None for d in disclosures):
+        filled = [d if d.disclosed_at is not None else _copy_with_time(d, at) for d in disclosures]
+        object.__setattr__(event, "disclosures", filled)
+
+
+def _copy_with_time(disclosure: Disclosure, at: datetime) -> Disclosure:
+    copy = disclosure.model_copy(update={"disclosed_at": at})
+    copy.model_fields_set.discard("disclosed_at")
+    return copy
+
+
+class IncidentReported(_Envelope):
+    """The report is received: the 24-hour recording clock starts at `reported_at`."""
+
+    event_type: Literal["incident.reported"]
+    reported_at: Timestamp = Field(
+        default=_FILLED_BY_EVENT,
+        description="When the report was received; defaults to occurred_at.",
+        json_schema_extra=_no_default_in_schema,
+    )
+    channel: Channel
+    opening_code: LocalCode
+    qualifiers: list[Qualifier] = Field(default_factory=list, max_length=32)
+    victims: list[Victim] = Field(default_factory=list, max_length=50)
+    disclosures: _Disclosures = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self, info: ValidationInfo) -> Self:
+        if self.reported_at is None:
+            object.__setattr__(self, "reported_at", self.occurred_at)
+        _fill_disclosure_times(self, self.disclosures, info)
+        return self
+
+
+class IncidentUpdated(_Envelope):
+    """More information logged against an open incident."""
+
+    event_type: Literal["incident.updated"]
+    qualifiers_added: list[Qualifier] = Field(default_factory=list, max_length=32)
+    victims_added: list[Victim] = Field(default_factory=list, max_length=50)
+    disclosures: _Disclosures = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self, info: ValidationInfo) -> Self:
+        _fill_disclosure_times(self, self.disclosures, info)
+        return self
+
+
+class IncidentClosed(_Envelope):
+    """The control room closes the incident; a `cri` closure needs a rationale."""
+
+    event_type: Literal["incident.closed"]
+    closure_type: ClosureType
+    closing_code: LocalCode
+    rationale: Text | None = None
+
+
+class CrimeRecorded(_Envelope):
+    """A crime record is created; `occurred_at` is the recorded time that stops the clock."""
+
+    event_type: Literal["crime.recorded"]
+    crime_id: Ref
+    offence_code: HoCode
+    victim_ref: Ref | None = None
+    offender_refs: list[Ref] = Field(default_factory=list, max_length=50)
+    recorded_by_role: RecorderRole
+
+
+class CrimeReclassified(_Envelope):
+    """A crime record's classification changes; a downgrade needs a rationale."""
+
+    event_type: Literal["crime.reclassified"]
+    crime_id: Ref
+    from_code: HoCode
+    to_code: HoCode
+    rationale: Text | None = None
+    by_role: RecorderRole
+
+
+class CrimeCancelled(_Envelope):
+    """A crime record is cancelled.
+
+    `reason` is free text: only C1..C5 are valid, but an invalid reason must reach the
+    rules (it is itself a finding), not the dead-letter topic.
+    """
+
+    event_type: Literal["crime.cancelled"]
+    crime_id: Ref
+    reason: Annotated[str, _bounded(64)]
+    avi: Text | None = None
+    authoriser_role: AuthoriserRole
+    victim_informed: StrictBool | None = None
+
+
+class N100Recorded(_Envelope):
+    """A rape report is closed with an N100 record instead of a rape crime."""
+
+    event_type: Literal["n100.recorded"]
+    n100_id: Ref
+    rationale: Text | None = None
+
+
+IncidentEvent = Annotated[
+    IncidentReported
+    | IncidentUpdated
+    | IncidentClosed
+    | CrimeRecorded
+    | CrimeReclassified
+    | CrimeCancelled
+    | N100Recorded,
+    Field(discriminator="event_type"),
+]
+
+EVENT_TYPES: Final = frozenset(
+    {
+        "incident.reported",
+        "incident.updated",
+        "incident.closed",
+        "crime.recorded",
+        "crime.reclassified",
+        "crime.cancelled",
+        "n100.recorded",
+    }
+)
+
+# --- decisions and outputs -------------------------------------------------------------
+
+
+class DdmDecision(_Model):
+    """A DDM's verdict on a flag.
+
+    `schema_version` is optional here (the contract omits it) but a value other than 1
+    is refused, so a future format cannot be misread.
+    """
+
+    schema_version: Literal[1] = 1
+    decision_id: EventId
+    flag_id: Annotated[str, _bounded(128, 1)]
+    incident_id: Ref
+    decision: Decision
+    reason: Text
+    decided_at: Timestamp
+    ddm_ref: Ref
+
+
+class _Output(_Model):
+    # Outputs always carry every field, so their schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    def to_json_bytes(self) -> bytes:
+        """Compact JSON in field order with one spelling per timestamp.
+
+        Deterministic, so that replaying the same input yields byte-identical output.
+        """
+        return self.__pydantic_serializer__.to_json(self)
+
+
+Scalar = str | int | bool | None
+
+
+def _sorted_keys(value: dict[str, Scalar]) -> dict[str, Scalar]:
+    # Key order must not depend on the order a rule happened to build the dict in.
+    return dict(sorted(value.items()))
+
+
+class FlagChange(_Output):
+    """One change of one flag; a consumer keeping the latest revision per flag has the queue."""
+
+    schema_version: Literal[1] = 1
+    flag_id: Annotated[str, _bounded(128, 1)]
+    revision: int = Field(ge=1)
+    status: FlagStatus
+    finding: Finding
+    rule_id: Ref
+    rule_title: Annotated[str, _bounded(200)]
+    reference: Annotated[str, _bounded(500)]
+    edition: Ref
+    priority: Priority
+    incident_id: Ref
+    victim_ref: Ref | None = None
+    crime_ids: list[Ref] = Field(default_factory=list, max_length=200)
+    expected: dict[Annotated[str, _bounded(64)], Scalar] = Field(
+        default_factory=dict, max_length=32
+    )
+    observed: dict[Annotated[str, _bounded(64)], Scalar] = Field(
+        default_factory=dict, max_length=32
+    )
+    due_at: Timestamp | None = None
+    event_time: Timestamp
+    emitted_at: Timestamp
+    explanation: Text
+    evidence: list[EventId] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _canonical_dicts(self) -> Self:
+        object.__setattr__(self, "expected", _sorted_keys(self.expected))
+        object.__setattr__(self, "observed", _sorted_keys(self.observed))
+        return self
+
+
+class DeadLetterError(_Model):
+    """Why a message could not be used, precise enough to fix the sender."""
+
+    kind: DeadLetterKind
+    field: Annotated[str, _bounded(256)] | None = None
+    message: Text
+
+
+# Room for a 12 MiB message once base64-encoded; far above any broker's default limit.
+_MAX_PAYLOAD_CHARS: Final = 16 * 1024 * 1024
+
+
+class DeadLetter(_Output):
+    """An input message that could not be used, kept whole so nothing is lost silently.
+
+    `encoding` applies to both `key` and `value`: `base64` when either is not
+    valid UTF-8. For records read from a file, `topic` names the file or the topic it
+    stands for and `partition`/`offset` may be null.
+    """
+
+    schema_version: Literal[1] = 1
+    topic: Annotated[str, _bounded(1024)]
+    partition: int | None = None
+    offset: int | None = None
+    encoding: Literal["utf-8", "base64"]
+    key: Annotated[str, _bounded(_MAX_PAYLOAD_CHARS)] | None = None
+    value: Annotated[str, _bounded(_MAX_PAYLOAD_CHARS)]
+    error: DeadLetterError
+    received_at: Timestamp
+
+    @classmethod
+    def from_raw(
+        cls,
+        *,
+        key: bytes | None,
+        value: bytes,
+        error: DeadLetterError,
+        topic: str,
+        partition: int | None,
+        offset: int | None,
+        received_at: datetime,
+    ) -> DeadLetter:
+        """Build a dead letter from raw bytes, choosing the encoding that keeps them exact."""
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+        try:
+            key_text = None if key is None else key.decode()
+            value_text = value.decode()
+        except UnicodeDecodeError:
+            encoding = "base64"
+            key_text = None if key is None else base64.b64encode(key).decode("ascii")
+            value_text = base64.b64encode(value).decode("ascii")
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            encoding=encoding,
+            key=key_text,
+            value=value_text,
+            error=error,
+            received_at=received_at,
+        )
+
+    def raw_value(self) -> bytes:
+        """The original value bytes."""
+        return _decode(self.value, self.encoding)
+
+    def raw_key(self) -> bytes | None:
+        """The original key bytes, if there was a key."""
+        return None if self.key is None else _decode(self.key, self.encoding)
+
+
+def _decode(text: str, encoding: str) -> bytes:
+    return base64.b64decode(text) if encoding == "base64" else text.encode()
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+class ContractError(Exception):
+    """A message that breaks the contract, classified for the dead-letter topic."""
+
+    def __init__(self, kind: DeadLetterKind, field: str | None, message: str) -> None:
+        super().__init__(kind, field, message)  # all three in args, so it pickles
+        self.kind: DeadLetterKind = kind
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f" at {self.field}" if self.field else ""
+        return f"{self.kind}{where}: {self.message}"
+
+    def to_dead_letter_error(self) -> DeadLetterError:
+        return DeadLetterError(kind=self.kind, field=self.field, message=self.message[:2000])
+
+
+_EVENT_ADAPTER: Final[TypeAdapter[IncidentEvent]] = TypeAdapter(IncidentEvent)
+
+_MESSAGES: Final = {
+    "timezone_aware": "timestamp must include a timezone offset",
+    "missing": "field required",
+    "datetime_from_date_parsing": "not an RFC 3339 timestamp",
+    "datetime_parsing": "not an RFC 3339 timestamp",
+}
+
+
+def parse_incident_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> IncidentEvent:
+    """Parse one `cdi.incidents` message or raise `ContractError`."""
+    data = _checked_bytes(raw, max_bytes)
+    try:
+        return _EVENT_ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise _classify(exc, data, tagged=True) from None
+
+
+def parse_decision(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> DdmDecision:
+    """Parse one `cdi.ddm-decisions` message or raise `ContractError`."""
+    data = _checked_bytes(raw, max_bytes)
+    try:
+        return DdmDecision.model_validate_json(data)
+    except ValidationError as exc:
+        raise _classify(exc, data, tagged=False) from None
+
+
+def _checked_bytes(raw: bytes | str, max_bytes: int) -> bytes:
+    if isinstance(raw, str):
+        if len(raw) > max_bytes:  # at least one byte per character: no need to encode
+            raise _too_large(f"at least {len(raw)}", max_bytes)
+        try:
+            raw = raw.encode()
+        except UnicodeEncodeError as exc:
+            raise ContractError("not_json", None, f"not valid UTF-8: {exc.reason}") from None
+    if len(raw) > max_bytes:
+        raise _too_large(len(raw), max_bytes)
+    return raw
+
+
+def _too_large(size: int | str, max_bytes: int) -> ContractError:
+    return ContractError("too_large", None, f"message is {size} bytes, limit {max_bytes}")
+
+
+def _classify(exc: ValidationError, data: bytes, *, tagged: bool) -> ContractError:
+    """Turn a validation failure into the most useful single dead-letter reason.
+
+    Only reached on failure, so it may re-read the document to tell an unknown event
+    type or a newer schema version apart from an ordinary schema error.
+    """
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if errors[0]["type"] == "json_invalid":
+        return ContractError("not_json", None, errors[0]["msg"])
+    try:
+        doc = pydantic_core.from_json(data)
+    except ValueError as err:  # same parser as validation, so not expected
+        return ContractError("not_json", None, str(err))
+    if not isinstance(doc, dict):
+        return ContractError("not_object", None, f"expected a JSON object, got {_json_type(doc)}")
+    if "schema_version" in doc and doc["schema_version"] != 1:
+        value = _short(doc["schema_version"])
+        return ContractError(
+            "unsupported_schema_version", "schema_version", f"{value} is not supported (1 is)"
+        )
+    if tagged:
+        if "event_type" not in doc:
+            return ContractError("schema", "event_type", "field required")
+        event_type = doc["event_type"]
+        if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
+            message = f"{_short(event_type)} is not a known event type"
+            return ContractError("unknown_event_type", "event_type", message)
+    first = errors[0]
+    loc = first["loc"][1:] if tagged else first["loc"]
+    message = _MESSAGES.get(first["type"], first["msg"])
+    if len(errors) > 1:
+        message += f" (first of {len(errors)} errors)"
+    return ContractError("schema", ".".join(map(str, loc)) or None, message)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _short(value: object, limit: int = 64) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

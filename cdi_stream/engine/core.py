@@ -1,0 +1,261 @@
+"""The engine: events and time in, flag changes out. No Kafka, no wall clock.
+
+Two entry points drive it: :meth:`Engine.apply` folds one event into its incident's
+case and re-evaluates that incident; :meth:`Engine.advance_to` moves event time
+forward and fires every deadline, warning and retention wake-up due by then. Every
+evaluation recomputes the incident's flags from its whole (bounded) history at the
+current moment, so the result depends on which events have arrived and on the time,
+not on the order they arrived in.
+
+Time follows one convention everywhere: before an event at time t is applied,
+everything due strictly before t fires; what is due exactly at t fires after the
+events at t (on the next advance past t, or an inclusive advance to t).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from cdi_stream.contract import (
+    CrimeReclassified,
+    CrimeRecorded,
+    DdmDecision,
+    FlagChange,
+    IncidentEvent,
+    IncidentReported,
+    IncidentUpdated,
+)
+from cdi_stream.engine.config import EngineConfig
+from cdi_stream.engine.deadlines import DeadlineIndex, HeapDeadlines
+from cdi_stream.engine.facts import Moment, case_facts
+from cdi_stream.engine.flags import Desired, reconcile, withdraw
+from cdi_stream.engine.intake import absorb
+from cdi_stream.engine.priority import NOT_RECORDED, priority
+from cdi_stream.engine.state import CaseState
+from cdi_stream.engine.store import CaseStore, MemoryStore
+from cdi_stream.engine.timeline import CaseView
+from cdi_stream.offences import OffenceTable, load_offences
+from cdi_stream.rules.book import RuleBook
+
+
+class EngineError(Exception):
+    """Base of the errors the engine reports about its input."""
+
+
+class IncidentLimitExceeded(EngineError):
+    """An incident has more events than the configured bound; state must stay bounded."""
+
+
+class UnknownFlag(EngineError):
+    """A decision names a flag the engine never raised for that incident."""
+
+
+class Engine:
+    """Applies the crime-recording rules to a stream of incident events."""
+
+    def __init__(
+        self,
+        book: RuleBook,
+        *,
+        store: CaseStore | None = None,
+        deadlines: DeadlineIndex | None = None,
+        config: EngineConfig | None = None,
+        offences: OffenceTable | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.book = book
+        self.store: CaseStore = store if store is not None else MemoryStore()
+        self.deadlines: DeadlineIndex = deadlines if deadlines is not None else HeapDeadlines()
+        self.config = config or EngineConfig()
+        self.offences = offences or load_offences()
+        self._wall = wall_clock
+        self.now: float | None = None
+        self._inclusive = False
+        self.stats: Counter[str] = Counter()
+        self._raise_status: dict[str, str] = {
+            r.id: r.raise_status for e in book.editions for r in e.rules
+        }
+
+    # -- entry points -------------------------------------------------------------
+
+    def apply(self, event: IncidentEvent) -> list[FlagChange]:
+        """Fold ``event`` into its case and return the flag changes that follow.
+
+        Event time first advances to the event's time (exclusive), so deadlines due
+        before it fire first. A repeated ``event_id`` changes nothing.
+        """
+        t = event.occurred_at.timestamp()
+        case = self.store.get(event.incident_id)
+        if case is not None and event.event_id in case.seen:
+            self.stats["duplicate_events"] += 1
+            return []
+        if case is not None and len(case.seen) >= self.config.max_events_per_incident:
+            self.stats["rejected_events"] += 1
+            raise IncidentLimitExceeded(
+                f"incident has {len(case.seen)} events, the limit is "
+                f"{self.config.max_events_per_incident}"
+            )
+        out = self.advance_to(t, inclusive=False) if self.now is None or t > self.now else []
+        case = self.store.get(event.incident_id) or CaseState(event.incident_id)
+        self.stats["events"] += 1
+        self.stats[f"events.{event.event_type}"] += 1
+        self._count_unknown_codes(event)
+        absorb(case, event)
+        assert self.now is not None
+        out.extend(self._evaluate(case, Moment(self.now, self._inclusive)))
+        self.store.put(case)
+        return out
+
+    def advance_to(self, t: float, *, inclusive: bool = True) -> list[FlagChange]:
+        """Move event time to ``t`` and fire every wake-up due by then."""
+        if self.now is not None and (
+            t < self.now or (t == self.now and (self._inclusive or not inclusive))
+        ):
+            return []
+        out: list[FlagChange] = []
+        while (due := self.deadlines.pop_due(t, inclusive)) is not None:
+            at, incident_id = due
+            case = self.store.get(incident_id)
+            if case is None:
+                continue
+            case.wakeup = None
+            if at >= self._drop_time(case):
+                self.store.delete(incident_id)
+                self.stats["incidents_dropped"] += 1
+                continue
+            out.extend(self._evaluate(case, Moment(at, True)))
+            self.store.put(case)
+        self.now = t
+        self._inclusive = inclusive
+        return out
+
+    def decide(self, decision: DdmDecision) -> list[FlagChange]:
+        """Apply a DDM decision. ``rejected`` withdraws the flag and keeps the rule from
+        raising it again for that subject; ``upheld`` marks it to resolve once the
+        record is put right."""
+        case = self.store.get(decision.incident_id)
+        record = None
+        if case is not None:
+            record = next((f for f in case.flags.values() if f.flag_id == decision.flag_id), None)
+        if case is None or record is None:
+            self.stats["unknown_flag_decisions"] += 1
+            raise UnknownFlag(f"no flag {decision.flag_id} on incident {decision.incident_id}")
+        key = f"decision:{decision.decision_id}"
+        if key in case.seen:
+            self.stats["duplicate_decisions"] += 1
+            return []
+        case.seen.add(key)
+        self.stats[f"decisions.{decision.decision}"] += 1
+        out: list[FlagChange] = []
+        now = self.now if self.now is not None else decision.decided_at.timestamp()
+        if decision.decision == "rejected":
+            if not record.suppressed:
+                out.append(withdraw(record, now, self._emitted_at(now)))
+        else:
+            record.upheld = True
+        self.store.put(case)
+        return out
+
+    # -- evaluation ---------------------------------------------------------------
+
+    def _evaluate(self, case: CaseState, at: Moment) -> list[FlagChange]:
+        self.stats["evaluations"] += 1
+        report = case.report
+        edition = self.book.edition_for(report.reported_at) if report is not None else None
+        if report is None or edition is None:
+            if report is not None:
+                self.stats["no_edition"] += 1
+            self._schedule(case, [])
+            return []
+        view = CaseView(case, self.offences)
+        facts = case_facts(view, edition, self.book.conduct_codes, self.config, at)
+        desired: dict[str, Desired] = {}
+        resolved: set[str] = set()
+        qualifiers = case.qualifiers
+        wakeups = facts.wakeups
+        for row in facts.rows:
+            rules = edition.by_scope.get(row.scope)
+            if not rules:
+                continue
+            found = edition.match(row.fact)
+            if row.optional:
+                for t, later in row.optional:
+                    if found.raised or edition.match(later) != found:
+                        wakeups.append(t)
+            if not found.raised and not found.resolved:
+                continue
+            details = row.details() if found.raised else None
+            for rule in rules:
+                key = f"{rule.id}|{row.subject}"
+                if details is not None and rule.id in found.raised:
+                    event_time = details.context.get(rule.event_time, at.now)
+                    past_due = row.due_at is not None and float(event_time) >= row.due_at
+                    level = priority(
+                        floor=rule.priority,
+                        finding=rule.finding,
+                        codes=details.priority_codes,
+                        rape=row.rape,
+                        qualifiers=qualifiers,
+                        offences=self.offences,
+                        past_due=past_due and rule.finding in NOT_RECORDED,
+                    )
+                    desired[key] = Desired(rule, row, details, level)
+                elif rule.id in found.resolved:
+                    resolved.add(key)
+        changes = reconcile(
+            case,
+            edition.id,
+            desired,
+            resolved,
+            self._raise_status,
+            at.now,
+            self._emitted_at(at.now),
+        )
+        self.stats["flag_changes"] += len(changes)
+        self._schedule(case, wakeups)
+        return changes
+
+    def _schedule(self, case: CaseState, wakeups: list[float]) -> None:
+        wake: float | None = min([*wakeups, self._drop_time(case)])
+        if wake == float("inf"):
+            wake = None
+        case.wakeup = wake
+        self.deadlines.schedule(case.incident_id, wake)
+
+    def _drop_time(self, case: CaseState) -> float:
+        """State is kept for the retention period after the latest closure; an incident
+        never reported is forgotten the same period after its last event."""
+        if case.closures:
+            return case.closures[-1].at + self.config.retention
+        if case.report is None:
+            return case.last_event_at + self.config.retention
+        return float("inf")
+
+    def _emitted_at(self, now: float) -> float:
+        return self._wall() if self._wall is not None else now
+
+    def _count_unknown_codes(self, event: IncidentEvent) -> None:
+        codes: list[str] = []
+        if isinstance(event, IncidentReported | IncidentUpdated):
+            codes = [d.offence_code for d in event.disclosures]
+        elif isinstance(event, CrimeRecorded):
+            codes = [event.offence_code]
+        elif isinstance(event, CrimeReclassified):
+            codes = [event.from_code, event.to_code]
+        unknown = sum(1 for c in codes if c not in self.offences)
+        if unknown:
+            self.stats["unknown_offence_codes"] += unknown
+
+    def open_flags(self) -> dict[str, dict[str, Any]]:
+        """Current open flags by id: what a DDM queue holds now."""
+        out: dict[str, dict[str, Any]] = {}
+        for incident_id in self.store:
+            case = self.store.get(incident_id)
+            if case is None:
+                continue
+            for rec in case.flags.values():
+                if rec.status == "open":
+                    out[rec.flag_id] = {"revision": rec.revision, **rec.payload}
+        return out

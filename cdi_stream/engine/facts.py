@@ -1,0 +1,584 @@
+"""Facts the rules are evaluated over, computed from a case at one moment.
+
+For each thing a flag can be about (a subject, a victim's classification, a
+reclassification, a cancellation, the closure) this module produces one flat fact
+(the vocabulary in ``cdi_stream.rules.catalog``) and the context a flag needs (codes,
+times, pseudonymous references). All time logic lives here and in ``timeline``: the
+rules only see its results, so they stay simple enough for the durable-rules core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdi_stream.engine.config import EngineConfig
+from cdi_stream.engine.state import DisclosureVersion
+from cdi_stream.engine.timeline import (
+    INF,
+    CaseView,
+    Cover,
+    discharges,
+    is_immediate_breach,
+)
+from cdi_stream.offences import AGGRAVATED, OffenceTable
+from cdi_stream.rules.book import Edition
+
+VALID_REASONS = frozenset({"C1", "C2", "C3", "C4", "C5"})
+RESTRICTED_FAMILIES = frozenset({"sexual", "violence", "robbery"})
+HATE_PREFIX = "hate_"
+
+
+Fact = dict[str, str | int | bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """What a flag raised on a fact would carry. Computed only when a rule matches:
+    most facts match nothing, and building these costs more than the fact itself."""
+
+    context: dict[str, Any]
+    evidence: tuple[str, ...]
+    crime_ids: tuple[str, ...]
+    priority_codes: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class FactRow:
+    """One fact for the rules, and how to get the details a flag on it needs."""
+
+    scope: str
+    subject: str
+    fact: Fact
+    details: Callable[[], Details]
+    victim_ref: str | None = None
+    rape: bool = False
+    due_at: float | None = None
+    # Future moments at which only the clock phase changes (the subject is covered and
+    # stays so until another event): a wake-up is needed only if the rules' answer
+    # differs at that moment.
+    optional: list[tuple[float, Fact]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CaseFacts:
+    rows: list[FactRow] = field(default_factory=list)
+    wakeups: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Moment:
+    """The evaluation time, and whether deadlines falling exactly on it have fired."""
+
+    now: float
+    inclusive: bool
+
+    def passed(self, t: float) -> bool:
+        return t < self.now or (self.inclusive and t == self.now)
+
+
+def case_facts(
+    view: CaseView, edition: Edition, conduct_codes: frozenset[str], cfg: EngineConfig, at: Moment
+) -> CaseFacts:
+    """Every fact of the case at ``at``, plus the future times at which they change."""
+    out = CaseFacts()
+    report = view.state.report
+    assert report is not None
+    qualifiers = view.state.qualifiers
+    rape_q = "rape" in qualifiers
+    by_victim: dict[str, list[DisclosureVersion]] = {}
+    state_based: list[DisclosureVersion] = []
+    for d in view.disclosures:
+        if d.victim_ref is None:
+            state_based.append(d)
+        else:
+            by_victim.setdefault(d.victim_ref, []).append(d)
+    victims = set(view.state.victims) | set(by_victim)
+    only_victim = next(iter(victims)) if len(victims) == 1 else None
+    offences = view.offences
+    rape_victims: set[str] = set()
+    for ref in sorted(victims):
+        discs = by_victim.get(ref, [])
+        rape = any(d.offence_code.startswith("19") for d in discs if not d.contrary) or (
+            rape_q
+            and (
+                ref == only_victim
+                or any(_family(offences, d.offence_code) == "sexual" for d in discs)
+            )
+        )
+        if rape:
+            rape_victims.add(ref)
+        if not discs and not rape:
+            continue
+        out.rows.append(
+            _subject(view, edition, conduct_codes, cfg, at, f"victim:{ref}", ref, discs, rape, out)
+        )
+    for d in state_based:
+        out.rows.append(
+            _subject(
+                view,
+                edition,
+                conduct_codes,
+                cfg,
+                at,
+                f"state:{d.disclosure_id}",
+                None,
+                [d],
+                False,
+                out,
+            )
+        )
+    for ref in sorted(victims | {c.crime.victim_ref for c in view.crimes if c.crime.victim_ref}):
+        row = _victim(
+            view, edition, conduct_codes, at, ref, by_victim.get(ref, []), ref in rape_victims
+        )
+        if row is not None:
+            out.rows.append(row)
+    out.rows.extend(_reclassifications(view, edition))
+    out.rows.extend(_cancellations(view, edition))
+    closure = _closure(view, edition, by_victim, state_based)
+    if closure is not None:
+        out.rows.append(closure)
+    return out
+
+
+def _family(offences: OffenceTable, code: str) -> str | None:
+    o = offences.get(code)
+    return o.family if o is not None else None
+
+
+def _subject(
+    view: CaseView,
+    edition: Edition,
+    conduct_codes: frozenset[str],
+    cfg: EngineConfig,
+    at: Moment,
+    key: str,
+    victim_ref: str | None,
+    discs: list[DisclosureVersion],
+    rape: bool,
+    out: CaseFacts,
+) -> FactRow:
+    report = view.state.report
+    assert report is not None
+    recordable_discs = [d for d in discs if not d.contrary]
+    recordable = bool(recordable_discs) or (rape and not discs)
+    first = min((d.disclosed_at for d in recordable_discs), default=report.reported_at)
+    start = max(report.reported_at, first)
+    w1, w2 = start + cfg.first_warning, start + cfg.second_warning
+    due = start + cfg.deadline
+
+    relevant = _covering_crimes(view, victim_ref, discs, rape)
+    intervals = [(c.crime.at, c.cancelled_at) for c in relevant]
+    if rape:
+        intervals.extend((t, INF) for t in view.n100_times)
+    cover = Cover(intervals)
+    now = at.now
+    covered_now = cover.at(now)
+
+    breach, breach_at = "none", None
+    if recordable:
+        if view.closures:
+            for t in sorted({c.at for c in view.closures} | {first}):
+                if t < first:
+                    continue
+                if t >= due or t > now:
+                    break
+                if is_immediate_breach(view.closure_at(t)) and not cover.at(t):
+                    breach, breach_at = "immediate", t
+                    break
+        owed_at_due = at.passed(due) and not cover.at(due)
+        if breach == "none" and owed_at_due and not discharges(view.closure_at(due), rape):
+            breach, breach_at = "due", due
+    standing_at_breach = breach_at is not None and view.any_crime_standing(breach_at)
+    covered_since = False
+    if breach_at is not None:
+        nxt = cover.first_start_after(breach_at)
+        covered_since = nxt is not None and nxt <= now
+    late_at: float | None = None
+    if recordable and cover.intervals and not cover.at(due):
+        r1 = cover.first_start_after(due)
+        if (
+            r1 is not None
+            and r1 <= now
+            and not discharges(view.closure_at(due), rape)
+            and not discharges(view.closure_at(r1), rape)
+        ):
+            late_at = r1
+
+    gap_due, gap_now, missing = False, False, ""
+    if edition.doc.conduct_in_addition and victim_ref is not None and not rape:
+        gap_due, gap_now, missing = _conduct_gap(
+            view, conduct_codes, victim_ref, recordable_discs, cover, due, at
+        )
+
+    discharged = recordable and discharges(view.closure_at(now), rape)
+    fact: Fact = {
+        "scope": "subject",
+        "subject_kind": "victim" if victim_ref is not None else "state",
+        "recordable": recordable,
+        "rape": rape,
+        "phase": _phase(at, w1, w2, due) if recordable else "pending",
+        "covered": covered_now,
+        "discharged": discharged,
+        "breach": breach,
+        "standing_at_breach": standing_at_breach,
+        "covered_since_breach": covered_since,
+        "late": late_at is not None,
+        "conduct_gap_at_due": gap_due,
+        "conduct_gap_now": gap_now,
+    }
+    optional: list[tuple[float, Fact]] = []
+    if recordable:
+        pending = [t for t in (w1, w2, due) if not at.passed(t)]
+        if covered_now:
+            # Covered now means covered until another event arrives: from here on,
+            # only the phase (and a conduct gap reaching due_at) can change.
+            for t in pending:
+                later = Moment(t, True)
+                changed = dict(fact, phase=_phase(later, w1, w2, due))
+                if t >= due and not discharged:
+                    changed["conduct_gap_at_due"] = gap_now
+                optional.append((t, changed))
+        else:
+            out.wakeups.extend(pending)
+
+    def details() -> Details:
+        codes = [d.offence_code for d in recordable_discs]
+        principal = view.offences.most_serious(codes) or (sorted(codes)[0] if codes else "")
+        phase = fact["phase"]
+        warn_at = w2 if phase in ("warn_20", "overdue") else w1
+        closure_at_breach = view.closure_at(breach_at) if breach_at is not None else None
+        standing_codes = sorted({c.code for c in relevant if c.standing(now)})
+        context: dict[str, Any] = {
+            "subject_label": f"Victim {victim_ref}"
+            if victim_ref
+            else f"State-based offence {principal}",
+            "victim_ref": victim_ref or "",
+            "principal_code": principal or "unknown",
+            "reported_at": report.reported_at,
+            "clock_start": start,
+            "due_at": due,
+            "warn_at": warn_at,
+            "hours_elapsed": _hours(warn_at - start),
+            "breach_at": breach_at if breach_at is not None else due,
+            "closure_type": closure_at_breach.closure_type if closure_at_breach else "none",
+            "late_at": late_at if late_at is not None else now,
+            "hours_late": _hours((late_at - due) if late_at is not None else 0.0),
+            "missing_code": missing,
+            "recorded_codes": ", ".join(standing_codes) or "none",
+        }
+        evidence = {report.event_id, *(d.event_id for d in discs)}
+        evidence.update(c.crime.event_id for c in relevant)
+        if closure_at_breach is not None:
+            evidence.add(closure_at_breach.event_id)
+        last_closure = view.closure_at(now)
+        if discharged and last_closure is not None:
+            evidence.add(last_closure.event_id)
+        if rape:
+            evidence.update(n.event_id for n in view.state.n100s if n.has_rationale)
+        return Details(
+            context=context,
+            evidence=tuple(sorted(evidence)),
+            crime_ids=tuple(sorted(c.crime.crime_id for c in relevant)),
+            priority_codes=tuple(c for c in (principal, missing) if c),
+        )
+
+    return FactRow(
+        scope="subject",
+        subject=key,
+        fact=fact,
+        details=details,
+        victim_ref=victim_ref,
+        rape=rape,
+        due_at=due if recordable else None,
+        optional=optional,
+    )
+
+
+def _phase(at: Moment, w1: float, w2: float, due: float) -> str:
+    if at.passed(due):
+        return "overdue"
+    if at.passed(w2):
+        return "warn_20"
+    if at.passed(w1):
+        return "warn_12"
+    return "pending"
+
+
+def _covering_crimes(
+    view: CaseView, victim_ref: str | None, discs: list[DisclosureVersion], rape: bool
+) -> list[Any]:
+    if victim_ref is None:
+        codes = {d.offence_code for d in discs}
+        return [c for c in view.crimes if c.code in codes]
+    mine = [c for c in view.crimes if c.crime.victim_ref == victim_ref]
+    if rape:
+        return [c for c in mine if c.code.startswith("19")]
+    return mine
+
+
+def _conduct_gap(
+    view: CaseView,
+    conduct_codes: frozenset[str],
+    victim_ref: str,
+    discs: list[DisclosureVersion],
+    cover: Cover,
+    due: float,
+    at: Moment,
+) -> tuple[bool, bool, str]:
+    """Conduct edition: a victim with a conduct crime and another offence disclosed
+    needs both recorded; which one is missing, at due_at and now."""
+    offences = view.offences
+    conduct = [d.offence_code for d in discs if d.offence_code in conduct_codes]
+    other = [d.offence_code for d in discs if d.offence_code not in conduct_codes]
+    other = [c for c in other if c in offences]
+    if not conduct or not other:
+        return False, False, ""
+    mine = [c for c in view.crimes if c.crime.victim_ref == victim_ref]
+
+    def missing_at(t: float) -> str:
+        if not cover.at(t):
+            return ""
+        has_conduct = any(c.standing(t) and c.code in conduct_codes for c in mine)
+        has_other = any(c.standing(t) and c.code not in conduct_codes for c in mine)
+        if has_conduct and not has_other:
+            return offences.most_serious(other) or ""
+        if has_other and not has_conduct:
+            return offences.most_serious(conduct) or sorted(conduct)[0]
+        return ""
+
+    at_due = ""
+    if at.passed(due) and not discharges(view.closure_at(due), False):
+        at_due = missing_at(due)
+    now = missing_at(at.now)
+    return bool(at_due), bool(now), now or at_due
+
+
+def _victim(
+    view: CaseView,
+    edition: Edition,
+    conduct_codes: frozenset[str],
+    at: Moment,
+    ref: str,
+    discs: list[DisclosureVersion],
+    rape: bool,
+) -> FactRow | None:
+    offences = view.offences
+    now = at.now
+    recordable = [d for d in discs if not d.contrary]
+    crimes = [c for c in view.crimes if c.crime.victim_ref == ref]
+    standing = [c for c in crimes if c.standing(now)]
+    if not recordable and not crimes:
+        return None
+    disclosed_codes = [d.offence_code for d in recordable]
+    recorded_codes = [c.code for c in standing]
+    compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
+    if edition.doc.conduct_in_addition:
+        non_conduct = [c for c in disclosed_codes if c not in conduct_codes]
+        if non_conduct and len(non_conduct) < len(disclosed_codes):
+            compare_disclosed = non_conduct
+            compare_recorded = [c for c in recorded_codes if c not in conduct_codes]
+    disclosed_p = offences.most_serious(compare_disclosed)
+    recorded_p = offences.most_serious(compare_recorded)
+    pcr_gap = bool(disclosed_p and recorded_p and offences.more_serious(disclosed_p, recorded_p))
+    corrected = disclosed_p if pcr_gap else recorded_p
+    q = view.state.qualifiers
+    hate = any(k.startswith(HATE_PREFIX) for k in q)
+    injury_gap = hate_gap = stalking_gap = False
+    if corrected is not None and "injury" in q and corrected in ("105A", "105B"):
+        corrected = "8P" if corrected == "105B" or hate else "8N"
+        injury_gap = True
+    if corrected is not None and hate and corrected in AGGRAVATED:
+        corrected = AGGRAVATED[corrected]
+        hate_gap = True
+    if (
+        corrected in ("8L", "8M")
+        and edition.doc.former_partner_stalking
+        and "former_partner" in q
+        and "course_of_conduct" in q
+    ):
+        corrected = "8Q"
+        stalking_gap = True
+    fact: dict[str, str | int | bool] = {
+        "scope": "victim",
+        "has_recorded_crime": bool(standing),
+        "pcr_gap": pcr_gap,
+        "injury_gap": injury_gap,
+        "hate_gap": hate_gap,
+        "stalking_gap": stalking_gap,
+    }
+
+    def details() -> Details:
+        used_q = sorted(
+            k
+            for k in q
+            if k in ("injury", "former_partner", "course_of_conduct") or k.startswith(HATE_PREFIX)
+        )
+        crime_ids = {c.crime.crime_id for c in crimes}
+        evidence = {d.event_id for d in discs} | {c.crime.event_id for c in crimes}
+        evidence.update(r.event_id for r in view.state.reclassifications if r.crime_id in crime_ids)
+        evidence.update(q[k][1] for k in used_q)
+        times = [d.at for d in discs] + [c.crime.at for c in crimes] + [q[k][0] for k in used_q]
+        all_disclosed = offences.most_serious(disclosed_codes)
+        fallback = sorted(recorded_codes)[0] if recorded_codes else "none"
+        context: dict[str, Any] = {
+            "subject_label": f"Victim {ref}",
+            "victim_ref": ref,
+            "recorded_code": recorded_p or fallback,
+            "disclosed_code": disclosed_p or "none",
+            "expected_code": corrected or "",
+            "qualifiers": ", ".join(used_q) or "none",
+            "since": max(times) if times else now,
+        }
+        return Details(
+            context=context,
+            evidence=tuple(sorted(evidence)),
+            crime_ids=tuple(sorted(c.crime.crime_id for c in standing)),
+            priority_codes=tuple(c for c in (all_disclosed, corrected) if c),
+        )
+
+    return FactRow(
+        scope="victim",
+        subject=f"victim:{ref}",
+        fact=fact,
+        details=details,
+        victim_ref=ref,
+        rape=rape,
+    )
+
+
+def _reclassifications(view: CaseView, edition: Edition) -> list[FactRow]:
+    offences = view.offences
+    rows: list[FactRow] = []
+    reclasses = view.state.reclassifications
+    if not reclasses:
+        return rows
+    for i, r in enumerate(reclasses):
+        downgrade = bool(offences.more_serious(r.from_code, r.to_code))
+        restored = any(
+            later.crime_id == r.crime_id
+            and (
+                later.to_code == r.from_code
+                or bool(offences.more_serious(later.to_code, r.from_code))
+            )
+            for later in reclasses[i + 1 :]
+        )
+        crime = view.crime_by_id.get(r.crime_id)
+        victim_ref = crime.crime.victim_ref if crime else None
+        fact: dict[str, str | int | bool] = {
+            "scope": "reclassification",
+            "downgrade": downgrade,
+            "has_rationale": r.has_rationale,
+            "restored": restored,
+        }
+        context: dict[str, Any] = {
+            "crime_id": r.crime_id,
+            "victim_ref": victim_ref or "",
+            "from_code": r.from_code,
+            "to_code": r.to_code,
+            "by_role": r.by_role,
+            "at": r.at,
+        }
+        evidence = {r.event_id} | ({crime.crime.event_id} if crime else set())
+        found = Details(context, tuple(sorted(evidence)), (r.crime_id,), (r.from_code, r.to_code))
+        rows.append(
+            FactRow(
+                scope="reclassification",
+                subject=f"reclassification:{r.event_id}",
+                fact=fact,
+                details=_const(found),
+                victim_ref=victim_ref,
+            )
+        )
+    return rows
+
+
+def _cancellations(view: CaseView, edition: Edition) -> list[FactRow]:
+    rows: list[FactRow] = []
+    for c in view.state.cancellations:
+        crime = view.crime_by_id.get(c.crime_id)
+        code = crime.code if crime else ""
+        family = _family(view.offences, code) if code else None
+        restricted = family in RESTRICTED_FAMILIES
+        informed = (
+            "unknown" if c.victim_informed is None else ("yes" if c.victim_informed else "no")
+        )
+        problems = []
+        if c.reason not in VALID_REASONS:
+            problems.append(f"reason {c.reason} is not one of C1-C5")
+        if c.reason == "C2" and not c.has_avi:
+            problems.append("C2 without additional verifiable information")
+        if restricted and c.role not in ("ddm", "fcr"):
+            problems.append(f"a {family} crime cancelled on the authority of {c.role}")
+        if c.victim_informed is False:
+            problems.append("the victim was not informed")
+        fact: dict[str, str | int | bool] = {
+            "scope": "cancellation",
+            "reason_valid": c.reason in VALID_REASONS,
+            "reason": c.reason if c.reason in VALID_REASONS else "other",
+            "has_avi": c.has_avi,
+            "authoriser_role": c.role,
+            "restricted_family": restricted,
+            "victim_informed": informed,
+            "crime_known": crime is not None,
+        }
+        victim_ref = crime.crime.victim_ref if crime else None
+        context: dict[str, Any] = {
+            "crime_id": c.crime_id,
+            "victim_ref": victim_ref or "",
+            "offence_code": code or "unknown",
+            "reason": c.reason if c.reason in VALID_REASONS else "an invalid reason",
+            "authoriser_role": c.role,
+            "victim_informed": informed,
+            "problems": "; ".join(problems) or "none",
+            "at": c.at,
+        }
+        evidence = {c.event_id} | ({crime.crime.event_id} if crime else set())
+        found = Details(context, tuple(sorted(evidence)), (c.crime_id,), (code,) if code else ())
+        rows.append(
+            FactRow(
+                scope="cancellation",
+                subject=f"cancellation:{c.event_id}",
+                fact=fact,
+                details=_const(found),
+                victim_ref=victim_ref,
+            )
+        )
+    return rows
+
+
+def _closure(
+    view: CaseView,
+    edition: Edition,
+    by_victim: dict[str, list[DisclosureVersion]],
+    state_based: list[DisclosureVersion],
+) -> FactRow | None:
+    if not view.closures:
+        return None
+    latest = view.closures[-1]
+    codes = [d.offence_code for ds in by_victim.values() for d in ds if not d.contrary]
+    codes += [d.offence_code for d in state_based if not d.contrary]
+    principal = view.offences.most_serious(codes)
+    fact: dict[str, str | int | bool] = {
+        "scope": "closure",
+        "closure_type": latest.closure_type,
+        "has_rationale": latest.has_rationale,
+    }
+    context: dict[str, Any] = {
+        "closure_type": latest.closure_type,
+        "closing_code": latest.closing_code,
+        "at": latest.at,
+    }
+    found = Details(context, (latest.event_id,), (), (principal,) if principal else ())
+    return FactRow(scope="closure", subject="closure", fact=fact, details=_const(found))
+
+
+def _const(details: Details) -> Callable[[], Details]:
+    return lambda: details
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600.0
+    return f"{hours:.0f}" if hours == int(hours) else f"{hours:.1f}"

@@ -1,0 +1,166 @@
+"""Turning "which rules hold now" into flag changes.
+
+The engine computes the set of flags that should be open (or, for findings raised as
+resolved, should exist) and diffs it against what it last published. A flag that is no
+longer called for is resolved when its rule says the record was put right, and
+withdrawn otherwise. Identity is a hash of incident, rule and subject, so replays,
+restarts and reprocessing always publish the same ids with the same revisions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from cdi_stream.contract import FlagChange
+from cdi_stream.engine.facts import Details, FactRow
+from cdi_stream.engine.state import CaseState, FlagRecord
+from cdi_stream.rules.book import CompiledRule
+from cdi_stream.rules.catalog import TIME_CONTEXT
+
+UTC = dt.UTC
+# The contract bounds these lists; an incident near its event limit keeps the first ones.
+MAX_CRIME_IDS = 200
+MAX_EVIDENCE = 1000
+
+
+def flag_id(incident_id: str, rule_id: str, subject: str) -> str:
+    """Stable across runs, replays and restarts; reveals nothing about its inputs."""
+    digest = hashlib.sha256(f"{incident_id}\x1f{rule_id}\x1f{subject}".encode()).hexdigest()
+    return f"flag-{digest[:24]}"
+
+
+def to_datetime(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, UTC)
+
+
+@functools.lru_cache(maxsize=8192)
+def format_time(ts: float) -> str:
+    return to_datetime(ts).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(slots=True)
+class Desired:
+    rule: CompiledRule
+    row: FactRow
+    details: Details
+    priority: str
+
+
+def payload(case: CaseState, edition_id: str, want: Desired, now: float) -> dict[str, Any]:
+    """Everything a flag says except its id, revision, status and emission time."""
+    rule, row, details = want.rule, want.row, want.details
+    ctx = dict(details.context)
+    ctx["now"] = now
+    ctx["incident_id"] = case.incident_id
+    ctx["edition"] = edition_id
+    shown = {k: ctx[k] for k in rule.uses}
+    for k in rule.uses & TIME_CONTEXT:
+        if isinstance(shown[k], float):
+            shown[k] = format_time(shown[k])
+    return {
+        "finding": rule.finding,
+        "rule_id": rule.id,
+        "rule_title": rule.title,
+        "reference": rule.reference,
+        "edition": edition_id,
+        "priority": want.priority,
+        "incident_id": case.incident_id,
+        "victim_ref": row.victim_ref,
+        "crime_ids": list(details.crime_ids[:MAX_CRIME_IDS]),
+        "expected": {k: shown[src] for k, src in rule.expected},
+        "observed": {k: shown[src] for k, src in rule.observed},
+        "due_at": row.due_at,
+        "event_time": float(ctx[rule.event_time]),
+        "explanation": rule.explanation.format_map(shown),
+        "evidence": list(details.evidence[:MAX_EVIDENCE]),
+    }
+
+
+def reconcile(
+    case: CaseState,
+    edition_id: str,
+    desired: dict[str, Desired],
+    resolved_keys: set[str],
+    raise_status: dict[str, str],
+    now: float,
+    emitted_at: float,
+) -> list[FlagChange]:
+    """Publish what changed between the flags last published and those called for now."""
+    out: list[FlagChange] = []
+    if not desired and not case.flags:
+        return out
+    for key in sorted(desired.keys() | case.flags.keys()):
+        want = desired.get(key)
+        rec = case.flags.get(key)
+        if want is not None:
+            if rec is not None and rec.suppressed:
+                continue
+            body = payload(case, edition_id, want, now)
+            status = want.rule.raise_status
+            if rec is None:
+                rec = FlagRecord(
+                    flag_id(case.incident_id, want.rule.id, want.row.subject),
+                    want.rule.id,
+                    want.row.subject,
+                    1,
+                    status,
+                    body,
+                )
+                case.flags[key] = rec
+                out.append(_message(rec, emitted_at))
+            elif rec.status != status or rec.payload != body:
+                rec.revision += 1
+                rec.status = status
+                rec.payload = body
+                out.append(_message(rec, emitted_at))
+            continue
+        assert rec is not None
+        if rec.status == "open":
+            new_status = "resolved" if key in resolved_keys or rec.upheld else "withdrawn"
+        elif rec.status == "resolved" and raise_status.get(rec.rule_id) == "resolved":
+            new_status = "withdrawn"
+        else:
+            continue
+        rec.revision += 1
+        rec.status = new_status
+        rec.payload = {**rec.payload, "event_time": now}
+        out.append(_message(rec, emitted_at))
+    return out
+
+
+def withdraw(rec: FlagRecord, now: float, emitted_at: float) -> FlagChange:
+    """A DDM rejected the flag: withdraw it for good."""
+    rec.suppressed = True
+    rec.revision += 1
+    rec.status = "withdrawn"
+    rec.payload = {**rec.payload, "event_time": now}
+    return _message(rec, emitted_at)
+
+
+def _message(rec: FlagRecord, emitted_at: float) -> FlagChange:
+    p = rec.payload
+    return FlagChange(
+        flag_id=rec.flag_id,
+        revision=rec.revision,
+        status=rec.status,  # type: ignore[arg-type]
+        finding=p["finding"],
+        rule_id=p["rule_id"],
+        rule_title=p["rule_title"],
+        reference=p["reference"],
+        edition=p["edition"],
+        priority=p["priority"],
+        incident_id=p["incident_id"],
+        victim_ref=p["victim_ref"],
+        crime_ids=p["crime_ids"],
+        expected=p["expected"],
+        observed=p["observed"],
+        due_at=to_datetime(p["due_at"]) if p["due_at"] is not None else None,
+        event_time=to_datetime(p["event_time"]),
+        emitted_at=to_datetime(emitted_at),
+        explanation=p["explanation"],
+        evidence=p["evidence"],
+    )

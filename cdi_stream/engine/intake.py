@@ -1,0 +1,138 @@
+"""Folding a validated event into case state.
+
+Only what the rules need is kept: times, codes, pseudonymous references and whether a
+rationale or AVI was given. Rationale text itself is free text from incident logs and
+is never stored or copied into a flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdi_stream.contract import (
+    CrimeCancelled,
+    CrimeReclassified,
+    CrimeRecorded,
+    IncidentClosed,
+    IncidentEvent,
+    IncidentReported,
+    IncidentUpdated,
+    N100Recorded,
+)
+from cdi_stream.engine.state import (
+    N100,
+    Cancellation,
+    CaseState,
+    Closure,
+    Crime,
+    DisclosureVersion,
+    Reclassification,
+    Report,
+)
+
+
+def has_text(value: str | None) -> bool:
+    return bool(value and value.strip())
+
+
+def absorb(state: CaseState, event: IncidentEvent) -> None:
+    """Record ``event`` in ``state``. The caller has already rejected duplicates."""
+    at = event.occurred_at.timestamp()
+    state.seen.add(event.event_id)
+    state.last_event_at = max(state.last_event_at, at)
+    if isinstance(event, IncidentReported):
+        reported_at = event.reported_at.timestamp()
+        current = state.report
+        if current is None or (reported_at, event.event_id) < (
+            current.reported_at,
+            current.event_id,
+        ):
+            state.report = Report(event.event_id, reported_at, at)
+        _add_details(state, event, at, event.qualifiers, event.victims, event.disclosures)
+    elif isinstance(event, IncidentUpdated):
+        _add_details(
+            state, event, at, event.qualifiers_added, event.victims_added, event.disclosures
+        )
+    elif isinstance(event, IncidentClosed):
+        state.closures.append(
+            Closure(
+                event.event_id,
+                at,
+                event.closure_type,
+                event.closing_code,
+                has_text(event.rationale),
+            )
+        )
+        state.closures.sort(key=lambda c: (c.at, c.event_id))
+    elif isinstance(event, CrimeRecorded):
+        existing = state.crimes.get(event.crime_id)
+        if existing is None or (at, event.event_id) < (existing.at, existing.event_id):
+            state.crimes[event.crime_id] = Crime(
+                event.event_id,
+                at,
+                event.crime_id,
+                event.offence_code,
+                event.victim_ref,
+                event.recorded_by_role,
+            )
+    elif isinstance(event, CrimeReclassified):
+        state.reclassifications.append(
+            Reclassification(
+                event.event_id,
+                at,
+                event.crime_id,
+                event.from_code,
+                event.to_code,
+                has_text(event.rationale),
+                event.by_role,
+            )
+        )
+        state.reclassifications.sort(key=lambda r: (r.at, r.event_id))
+    elif isinstance(event, CrimeCancelled):
+        state.cancellations.append(
+            Cancellation(
+                event.event_id,
+                at,
+                event.crime_id,
+                event.reason,
+                has_text(event.avi),
+                event.authoriser_role,
+                event.victim_informed,
+            )
+        )
+        state.cancellations.sort(key=lambda c: (c.at, c.event_id))
+    elif isinstance(event, N100Recorded):
+        state.n100s.append(N100(event.event_id, at, event.n100_id, has_text(event.rationale)))
+        state.n100s.sort(key=lambda n: (n.at, n.event_id))
+
+
+def _add_details(
+    state: CaseState,
+    event: IncidentReported | IncidentUpdated,
+    at: float,
+    qualifiers: Any,
+    victims: Any,
+    disclosures: Any,
+) -> None:
+    for q in qualifiers:
+        known = state.qualifiers.get(q)
+        if known is None or (at, event.event_id) < (known[0], known[1]):
+            state.qualifiers[q] = [at, event.event_id]
+    for v in victims:
+        state.victims.setdefault(v.victim_ref, v.kind)
+    for d in disclosures:
+        if d.victim_ref is not None:
+            state.victims.setdefault(d.victim_ref, "person")
+        state.disclosures.append(
+            DisclosureVersion(
+                event_id=event.event_id,
+                at=at,
+                disclosure_id=d.disclosure_id,
+                offence_code=d.offence_code,
+                victim_ref=d.victim_ref,
+                disclosed_at=d.disclosed_at.timestamp(),
+                explicit=bool(getattr(d, "disclosed_at_given", True)),
+                contrary=d.contrary_evidence,
+            )
+        )
+    state.disclosures.sort(key=lambda d: (d.at, d.event_id, d.disclosure_id))

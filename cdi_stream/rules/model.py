@@ -1,0 +1,58 @@
+"""The shape of a rule document and of the editions file, as people write them in YAML."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdi_stream.contract import Finding, Priority
+
+
+class RuleDoc(BaseModel):
+    """One rule as written. Unknown keys are errors: a typo must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$", max_length=40)
+    title: str = Field(min_length=3, max_length=200)
+    finding: Finding
+    priority: Priority = Field(
+        description="the least urgent priority this finding may have; the engine may raise it"
+    )
+    reference: str = Field(min_length=2, max_length=300)
+    verify: bool = Field(
+        default=False, description="the source is secondary and should be checked locally"
+    )
+    effective_from: dt.date
+    effective_to: dt.date | None = None
+    scope: Literal["subject", "victim", "reclassification", "cancellation", "closure"]
+    when: dict[str, Any]
+    resolved_when: dict[str, Any] | None = None
+    raise_status: Literal["open", "resolved"] = "open"
+    event_time: str
+    expected: dict[str, str] = Field(default_factory=dict)
+    observed: dict[str, str] = Field(default_factory=dict)
+    explanation: str = Field(min_length=10, max_length=600)
+
+
+class EditionDoc(BaseModel):
+    """A period in which one set of counting rules applied, with the parameters that
+    change how the engine computes facts in that period."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
+    effective_from: dt.date
+    title: str = Field(min_length=3, max_length=200)
+    conduct_in_addition: bool = False
+    former_partner_stalking: bool = False
+
+
+class EditionsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "Europe/London"
+    conduct_codes: list[str] = Field(default_factory=lambda: ["8Q", "8L", "8M", "8R", "8U"])
+    editions: list[EditionDoc] = Field(min_length=1)
