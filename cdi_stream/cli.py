@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cdi_stream.rules.errors import RulesError, RuleValidationError
+
+if TYPE_CHECKING:
+    from cdi_stream.settings import Settings
 from cdi_stream.rules.loader import default_rules_dir
 
 app = typer.Typer(
@@ -128,7 +132,8 @@ def _print_summary(summary: object) -> None:
     assert isinstance(summary, ReplaySummary)
     err.print(
         f"events read: {summary.events}  rejected: {summary.rejected}  "
-        f"duplicates: {summary.duplicates}  flag changes: {summary.flag_changes}",
+        f"duplicates: {summary.duplicates}  flag changes: {summary.flag_changes}  "
+        f"unknown offence codes: {summary.unknown_offence_codes}",
         highlight=False,
     )
     table = Table(title="flags by finding (final status)", title_justify="left")
@@ -137,6 +142,179 @@ def _print_summary(summary: object) -> None:
     for finding, counts in summary.flags_by_finding().items():
         table.add_row(finding, *(str(counts[s]) for s in ("open", "resolved", "withdrawn")))
     err.print(table)
+
+
+@app.command()
+def simulate(
+    incidents: Annotated[int, typer.Option(help="How many incidents to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Same seed, same stream.")] = 1,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the stream to this JSONL file.")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Write the ground truth per incident to this JSONL file.")
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="Send to Kafka (default without --out).")
+    ] = False,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(help="Kafka bootstrap servers (default: CDI_KAFKA_BOOTSTRAP_SERVERS)."),
+    ] = None,
+    topic: Annotated[str, typer.Option(help="Topic to publish to.")] = "cdi.incidents",
+    rate: Annotated[
+        float, typer.Option(help="At most this many events a second (0: no limit).")
+    ] = 0.0,
+    speed: Annotated[
+        float,
+        typer.Option(help="Event-time seconds per wall second, e.g. 3600 (0: as fast as rate)."),
+    ] = 0.0,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First report time, RFC 3339 or 'now' (publishing defaults to now)."),
+    ] = None,
+    unrecorded: Annotated[float, typer.Option(help="Share of crimes never recorded.")] = 0.15,
+    late: Annotated[float, typer.Option(help="Share recorded after the deadline.")] = 0.06,
+    misclassified: Annotated[
+        float, typer.Option(help="Share recorded under a lesser class.")
+    ] = 0.05,
+    undercounted: Annotated[float, typer.Option(help="Share missing a victim's crime.")] = 0.05,
+    wrongly_cancelled: Annotated[float, typer.Option(help="Share cancelled wrongly.")] = 0.02,
+) -> None:
+    """Generate a realistic incident stream with known defects; write it or publish it."""
+    import json
+
+    from cdi_stream.simulate import DefectRates, SimConfig, encode_event, generate
+
+    try:
+        defects = DefectRates(unrecorded, late, misclassified, undercounted, wrongly_cancelled)
+        config = SimConfig(seed=seed, incidents=incidents, defects=defects)
+        begin = _start_time(start, publish or out is None)
+        if begin is not None:
+            config = dataclasses.replace(config, start=begin)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    sending = publish or out is None
+    with ExitStack() as stack:
+        sink = stack.enter_context(out.open("wb")) if out else None
+        truths = stack.enter_context(truth.open("w")) if truth else None
+
+        def events() -> Iterator[dict[str, object]]:
+            for event, known in generate(config):
+                if sink is not None:
+                    sink.write(encode_event(event) + b"\n")
+                if truths is not None and known is not None:
+                    truths.write(json.dumps(_truth_row(known), sort_keys=True) + "\n")
+                yield event
+
+        if sending:
+            count = _publish(events(), bootstrap, topic, rate, speed)
+        else:
+            count = sum(1 for _ in events())
+    where = f"{topic} on {bootstrap or 'the configured broker'}" if sending else str(out)
+    err.print(
+        f"{count} events from {incidents} incidents (seed {seed}) -> {where}", highlight=False
+    )
+
+
+def _start_time(value: str | None, live: bool) -> dt.datetime | None:
+    """Live streams start now, so that wall clock and event time agree; files start at
+    the generator's fixed date unless told, so that a seed always gives the same file."""
+    if value == "now" or (value is None and live):
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return _parse_time(value) if value else None
+
+
+def _truth_row(known: object) -> dict[str, object]:
+    row = dataclasses.asdict(known)  # type: ignore[call-overload]
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+
+
+def _publish(
+    events: Iterator[dict[str, object]],
+    bootstrap: str | None,
+    topic: str,
+    rate: float,
+    speed: float,
+) -> int:
+    from cdi_stream.publish import Pace, publish
+
+    settings = _settings(**({"kafka_bootstrap_servers": bootstrap} if bootstrap else {}))
+    servers = ",".join(settings.bootstrap_servers)
+    try:
+        pace = Pace(rate=rate, speed=speed)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        return publish(
+            events,
+            bootstrap=servers,
+            topic=topic,
+            pace=pace,
+            producer_config=settings.kafka_python_config("producer"),
+        )
+    except Exception as exc:  # kafka-python raises several unrelated types
+        err.print(f"[red]error[/red] cannot publish to {servers}: {exc}", highlight=False)
+        raise typer.Exit(3) from exc
+
+
+def _settings(**overrides: object) -> Settings:
+    from cdi_stream.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            err.print(f"[red]error[/red] {line}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a streaming worker (configuration from CDI_* variables; see `config`)."""
+    from cdi_stream.broker import BrokerError
+    from cdi_stream.stream.worker import run_worker
+
+    settings = _settings()
+    try:
+        run_worker(settings, loglevel=loglevel)
+    except (BrokerError, RulesError) as exc:
+        if isinstance(exc, RuleValidationError):
+            for problem in exc.problems:
+                err.print(f"[red]error[/red] {problem}", highlight=False)
+        else:
+            err.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Print the effective configuration (CDI_* variables), secrets masked."""
+    from cdi_stream.settings import render_config, render_config_json
+
+    settings = _settings()
+    sys.stdout.write(render_config_json(settings) + "\n" if as_json else render_config(settings))
+
+
+@app.command()
+def broker(
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: a free one).")
+    ] = None,
+) -> None:
+    """Start a local Kafka-protocol broker for development; Ctrl-C stops it."""
+    from cdi_stream.broker import BrokerError, run_foreground
+
+    try:
+        code = run_foreground(port)
+    except BrokerError as exc:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(3) from exc
+    raise typer.Exit(code)
 
 
 @rules_app.command("check")

@@ -150,6 +150,8 @@ DeadLetterKind = Literal[
     "unsupported_schema_version",
     "unknown_flag",
     "not_object",
+    "incident_limit",
+    "engine_error",
 ]
 
 KNOWN_QUALIFIERS: Final = frozenset(

@@ -38,6 +38,7 @@ class ReplaySummary:
     rejected: int = 0
     duplicates: int = 0
     flag_changes: int = 0
+    unknown_offence_codes: int = 0
     errors: list[LineError] = field(default_factory=list)
     final_status: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -96,13 +97,18 @@ def replay(
         emit(engine.advance_to(until.timestamp(), inclusive=True))
     elif engine.now is not None:
         emit(engine.advance_to(engine.now, inclusive=True))
+    summary.unknown_offence_codes = engine.stats["unknown_offence_codes"]
     return summary
+
+
+MAX_KEPT_ERRORS = 1000
 
 
 def _reject(
     summary: ReplaySummary, error: LineError, on_error: Callable[[LineError], None] | None
 ) -> None:
     summary.rejected += 1
-    summary.errors.append(error)
+    if len(summary.errors) < MAX_KEPT_ERRORS:
+        summary.errors.append(error)
     if on_error is not None:
         on_error(error)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cdi_stream.cli import app
@@ -129,3 +130,52 @@ def test_module_entry_point() -> None:
     )
     assert done.returncode == 0
     assert "replay" in done.stdout
+
+
+def test_simulate_writes_a_reproducible_stream_and_truth(tmp_path: Path) -> None:
+    a, b, truth = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "truth.jsonl"
+    args = ["simulate", "--incidents", "40", "--seed", "9"]
+    assert runner.invoke(app, [*args, "--out", str(a), "--truth", str(truth)]).exit_code == 0
+    assert runner.invoke(app, [*args, "--out", str(b)]).exit_code == 0
+    assert a.read_bytes() == b.read_bytes()
+    rows = [json.loads(line) for line in truth.read_text().splitlines()]
+    assert len(rows) == 40
+    assert {r["incident_id"] for r in rows} == {
+        json.loads(line)["incident_id"] for line in a.read_text().splitlines()
+    }
+    replayed = runner.invoke(app, ["replay", str(a), "-q", "--strict"])
+    assert replayed.exit_code == 0
+
+
+def test_simulate_rejects_bad_rates(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["simulate", "--out", str(tmp_path / "x"), "--unrecorded", "0.9", "--late", "0.5"]
+    )
+    assert result.exit_code == 2
+
+
+def test_simulate_reports_an_unreachable_broker() -> None:
+    result = runner.invoke(
+        app, ["simulate", "--incidents", "2", "--publish", "--bootstrap", "127.0.0.1:1"]
+    )
+    assert result.exit_code == 3
+    assert "cannot publish to 127.0.0.1:1" in result.stderr
+
+
+def test_config_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDI_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CDI_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("CDI_SASL_USERNAME", "cdi")
+    monkeypatch.setenv("CDI_SASL_PASSWORD", "correct-horse-battery")
+    for args in (["config"], ["config", "--json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "correct-horse-battery" not in result.output
+        assert "***" in result.output
+
+
+def test_config_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDI_CLOCK", "sundial")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2
+    assert "CDI_CLOCK" in result.stderr

@@ -31,6 +31,7 @@ from cdi_stream.engine.config import EngineConfig
 from cdi_stream.engine.deadlines import DeadlineIndex, HeapDeadlines
 from cdi_stream.engine.facts import Moment, case_facts
 from cdi_stream.engine.flags import Desired, reconcile, withdraw
+from cdi_stream.engine.flags import _message as message_for
 from cdi_stream.engine.intake import absorb
 from cdi_stream.engine.priority import NOT_RECORDED, priority
 from cdi_stream.engine.state import CaseState
@@ -157,6 +158,23 @@ class Engine:
             record.upheld = True
         self.store.put(case)
         return out
+
+    def is_duplicate(self, event: IncidentEvent) -> bool:
+        """Whether the event was already applied: a worker reprocessing after a crash."""
+        case = self.store.get(event.incident_id)
+        return case is not None and event.event_id in case.seen
+
+    def current_flags(self, incident_id: str) -> list[FlagChange]:
+        """The latest revision of every flag of an incident, as last published.
+
+        Republishing these after a crash is harmless (same ids, same revisions) and
+        restores any message the crash kept from reaching the review topic.
+        """
+        case = self.store.get(incident_id)
+        if case is None:
+            return []
+        emitted_at = self._emitted_at(self.now if self.now is not None else case.last_event_at)
+        return [message_for(rec, emitted_at) for _, rec in sorted(case.flags.items())]
 
     # -- evaluation ---------------------------------------------------------------
 

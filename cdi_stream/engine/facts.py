@@ -372,6 +372,15 @@ def _victim(
     standing = [c for c in crimes if c.standing(now)]
     if not recordable and not crimes:
         return None
+    if not crimes:
+        return FactRow(
+            scope="victim",
+            subject=f"victim:{ref}",
+            fact=dict(_NO_CRIME),
+            details=lambda: _no_crime_details(view, ref, recordable, now),
+            victim_ref=ref,
+            rape=rape,
+        )
     disclosed_codes = [d.offence_code for d in recordable]
     recorded_codes = [c.code for c in standing]
     compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
@@ -447,6 +456,35 @@ def _victim(
         victim_ref=ref,
         rape=rape,
     )
+
+
+_NO_CRIME: Fact = {
+    "scope": "victim",
+    "has_recorded_crime": False,
+    "pcr_gap": False,
+    "injury_gap": False,
+    "hate_gap": False,
+    "stalking_gap": False,
+}
+
+
+def _no_crime_details(
+    view: CaseView, ref: str, recordable: list[DisclosureVersion], now: float
+) -> Details:
+    """A victim with nothing recorded: no classification to compare."""
+    disclosed = view.offences.most_serious([d.offence_code for d in recordable])
+    context: dict[str, Any] = {
+        "subject_label": f"Victim {ref}",
+        "victim_ref": ref,
+        "recorded_code": "none",
+        "disclosed_code": disclosed or "none",
+        "expected_code": "",
+        "qualifiers": "none",
+        "since": max((d.at for d in recordable), default=now),
+    }
+    evidence = tuple(sorted({d.event_id for d in recordable}))
+    codes = (disclosed,) if disclosed else ()
+    return Details(context=context, evidence=evidence, crime_ids=(), priority_codes=codes)
 
 
 def _reclassifications(view: CaseView, edition: Edition) -> list[FactRow]:

@@ -183,3 +183,37 @@ def test_cancellation_before_the_crime_record_arrives(book: RuleBook) -> None:
     report, crime, cancel = inc.events
     out = run(book, [report, cancel, crime], until=48)
     assert out.one("incorrect_cancellation").status == "open"
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [
+        # British Summer Time began on 2020-03-29: midnight on 1 April was 23:00 UTC.
+        (dt.datetime(2020, 3, 31, 22, 59, 59, tzinfo=dt.UTC), []),
+        (dt.datetime(2020, 3, 31, 23, 0, 0, tzinfo=dt.UTC), [("open", "8Q", "8L")]),
+    ],
+)
+def test_stalking_rule_starts_at_midnight_london_on_1_april_2020(
+    book: RuleBook, reported: dt.datetime, expected: list[tuple[str, str, str]]
+) -> None:
+    q = ["former_partner", "course_of_conduct"]
+    inc = Incident(start=reported).reported(0, disclosures=[("8L", "V1")], qualifiers=q)
+    inc.crime(2, "8L")
+    assert classification(book, inc, start=reported) == expected
+
+
+@pytest.mark.parametrize(
+    ("reported", "edition", "finding"),
+    [
+        (dt.datetime(2023, 5, 30, 22, 59, 59, tzinfo=dt.UTC), "2020-04", []),
+        (dt.datetime(2023, 5, 30, 23, 0, 0, tzinfo=dt.UTC), "2023-05", [("open", "8Q", "105A")]),
+    ],
+)
+def test_conduct_edition_ends_after_30_may_2023(
+    book: RuleBook, reported: dt.datetime, edition: str, finding: list[tuple[str, str, str]]
+) -> None:
+    inc = Incident(start=reported).reported(0, disclosures=[("8Q", "V1"), ("105A", "V1")])
+    inc.crime(2, "105A", crime_id="C1")
+    out = run(book, inc.events, until=48, start=reported)
+    assert {c.edition for c in out.changes} == {edition}
+    assert classification(book, inc, start=reported) == finding

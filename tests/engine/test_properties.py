@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdi_stream.contract import FlagChange
 from cdi_stream.rules.book import RuleBook
 from tests.engine.scenario import Incident, run
 
@@ -111,6 +112,10 @@ def test_replay_is_deterministic_and_ids_stable(
     a = run(book, ordered, until=200)
     b = run(book, ordered, until=200)
     assert [c.to_json_bytes() for c in a.changes] == [c.to_json_bytes() for c in b.changes]
+    for change in a.changes:
+        # Every emitted message is valid under the contract and survives a round trip.
+        again = FlagChange.model_validate_json(change.to_json_bytes())
+        assert again.to_json_bytes() == change.to_json_bytes()
     revisions: dict[str, int] = {}
     for change in a.changes:
         assert change.revision == revisions.get(change.flag_id, 0) + 1

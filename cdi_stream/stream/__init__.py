@@ -1,0 +1,1 @@
+"""The streaming shell: faust agents and tables around the pure engine."""

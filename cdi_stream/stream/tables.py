@@ -1,0 +1,102 @@
+"""Case state in a changelog-backed faust table, and the deadline index beside it.
+
+The engine sees the table through the same small store interface as in a replay. A
+write-through cache of decoded states saves decoding the same dict on every event;
+the table stays the source of truth, so a restarted or rebalanced worker recovers
+everything from the changelog. The deadline index is not stored separately: each
+case carries its next wake-up time, and the per-partition heaps are rebuilt from the
+table after recovery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from kafka.partitioner.default import murmur2
+
+from cdi_stream.engine.deadlines import HeapDeadlines
+from cdi_stream.engine.state import CaseState
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (Java client compatible)."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class TableStore:
+    """``CaseStore`` over a faust table: raw incident-id keys, ``CaseState.to_dict()``
+    values."""
+
+    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+        self._table = table
+        self._cache: dict[str, CaseState] = {}
+
+    def get(self, incident_id: str) -> CaseState | None:
+        state = self._cache.get(incident_id)
+        if state is not None:
+            return state
+        raw = self._table.get(incident_id.encode())
+        if raw is None:
+            return None
+        state = CaseState.from_dict(raw)
+        self._cache[incident_id] = state
+        return state
+
+    def put(self, state: CaseState) -> None:
+        self._cache[state.incident_id] = state
+        self._table[state.incident_id.encode()] = state.to_dict()
+
+    def delete(self, incident_id: str) -> None:
+        self._cache.pop(incident_id, None)
+        key = incident_id.encode()
+        if key in self._table:
+            del self._table[key]
+
+    def forget_cache(self) -> None:
+        """After a rebalance the table, not the cache, says what this worker owns."""
+        self._cache.clear()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(k.decode() for k in self._table))
+
+
+class PartitionedDeadlines:
+    """One heap per partition, so a revoked partition's deadlines leave with it."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._heaps: dict[int, HeapDeadlines] = {}
+
+    def schedule(self, incident_id: str, at: float | None) -> None:
+        p = partition_for(incident_id, self.partitions)
+        heap = self._heaps.get(p)
+        if heap is None:
+            if at is None:
+                return
+            heap = self._heaps[p] = HeapDeadlines()
+        heap.schedule(incident_id, at)
+
+    def pop_due(self, until: float, inclusive: bool) -> tuple[float, str] | None:
+        best: HeapDeadlines | None = None
+        best_at = float("inf")
+        for heap in self._heaps.values():
+            at = heap.peek()
+            if at is not None and at < best_at:
+                best, best_at = heap, at
+        return best.pop_due(until, inclusive) if best is not None else None
+
+    def peek(self) -> float | None:
+        times = [t for t in (h.peek() for h in self._heaps.values()) if t is not None]
+        return min(times) if times else None
+
+    def keep_only(self, partitions: set[int]) -> None:
+        for p in list(self._heaps):
+            if p not in partitions:
+                del self._heaps[p]
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self._heaps.values())

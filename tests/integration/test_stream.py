@@ -1,0 +1,218 @@
+"""The streaming service end to end: real workers, a real broker, real topics."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdi_stream.replay import replay
+from cdi_stream.rules.book import RuleBook
+from cdi_stream.simulate import SimConfig, write_jsonl
+from tests.integration.workers import (
+    Topics,
+    Worker,
+    events_as_messages,
+    late_view,
+    latest,
+    open_view,
+    prepare,
+    publish,
+    read_all,
+    running,
+    wait_for,
+)
+
+FAR_FUTURE = "2030-01-01T00:00:00Z"
+
+
+def simulated(tmp_path: Path, incidents: int, seed: int) -> list[bytes]:
+    path = tmp_path / f"events-{seed}.jsonl"
+    write_jsonl(SimConfig(seed=seed, incidents=incidents), path)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def replayed(book: RuleBook, lines: list[bytes]) -> list[dict[str, Any]]:
+    """What the offline driver says, with time run past every deadline (the workers'
+    wall clock is long past the simulated dates)."""
+    import datetime as dt
+
+    out = io.BytesIO()
+    until = dt.datetime.fromisoformat(FAR_FUTURE.replace("Z", "+00:00"))
+    replay(lines, book, out=out, until=until)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def converged(expected: list[dict[str, Any]]) -> Any:
+    want = open_view(expected)
+
+    def check(messages: list[dict[str, Any]]) -> bool:
+        return open_view(messages) == want
+
+    return check
+
+
+def test_flags_on_the_review_topic_equal_the_replay(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    lines = simulated(tmp_path, 150, seed=21)
+    expected = replayed(book, lines)
+    topics = Topics()
+    prepare(broker, topics)
+    with running(topics.env(broker), tmp_path / "worker.log"):
+        publish(broker, topics.incidents, events_as_messages(lines))
+        got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
+    assert open_view(got) == open_view(expected)
+    assert late_view(got) == late_view(expected)
+    assert len(open_view(got)) > 10
+
+
+def test_bad_input_goes_to_the_dead_letter_topic_and_loses_nothing(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    lines = simulated(tmp_path, 60, seed=22)
+    expected = replayed(book, lines)
+    valid = list(events_as_messages(lines))
+    first = json.loads(lines[0])
+    bad: list[tuple[bytes | None, bytes]] = [
+        (b"k1", b"this is not json"),
+        (b"k2", b"\xff\xfe\x00binary"),
+        (b"k3", b"[1, 2, 3]"),
+        (
+            b"k4",
+            json.dumps({**first, "event_id": "x1", "event_type": "incident.exploded"}).encode(),
+        ),
+        (
+            b"k5",
+            json.dumps({**first, "event_id": "x2", "occurred_at": "2026-01-05T08:00:00"}).encode(),
+        ),
+        (b"k6", json.dumps({**first, "event_id": "x3", "schema_version": 2}).encode()),
+        (b"k7", json.dumps({**first, "event_id": "x4", "padding": "x" * 5000}).encode()),
+        (None, b""),
+    ]
+    mixed: list[tuple[bytes | None, bytes]] = []
+    for i, message in enumerate(valid):
+        mixed.append(message)
+        if i % 20 == 5 and bad:
+            mixed.append(bad.pop())
+    mixed.extend(bad)
+    topics = Topics()
+    prepare(broker, topics)
+    env = topics.env(broker, CDI_MAX_MESSAGE_BYTES="4096")
+    with running(env, tmp_path / "worker.log"):
+        publish(broker, topics.incidents, mixed)
+        got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
+        letters = wait_for(lambda: read_all(broker, topics.dlq), lambda m: len(m) >= 8)
+    assert open_view(got) == open_view(expected)
+    kinds = sorted(letter["error"]["kind"] for letter in letters)
+    assert kinds == sorted(
+        [
+            "not_json",
+            "not_json",
+            "not_object",
+            "unknown_event_type",
+            "schema",
+            "unsupported_schema_version",
+            "too_large",
+            "not_json",
+        ]
+    )
+    binary = next(x for x in letters if x["key"] is not None and x["encoding"] == "base64")
+    assert binary["topic"] == topics.incidents
+    assert isinstance(binary["offset"], int)
+    schema = next(x for x in letters if x["error"]["kind"] == "schema")
+    assert schema["error"]["field"] == "occurred_at"
+
+
+def test_kill_minus_nine_mid_stream_loses_nothing(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    lines = simulated(tmp_path, 200, seed=23)
+    messages = list(events_as_messages(lines))
+    expected = replayed(book, lines)
+
+    clean = Topics()
+    prepare(broker, clean)
+    with running(clean.env(broker), tmp_path / "clean.log"):
+        publish(broker, clean.incidents, messages)
+        no_fault = wait_for(lambda: read_all(broker, clean.review), converged(expected))
+
+    faulty = Topics()
+    prepare(broker, faulty)
+    env = faulty.env(broker)
+    first = Worker(env, tmp_path / "first.log")
+    first.wait_ready()
+    half = len(messages) // 2
+    publish(broker, faulty.incidents, messages[:half])
+    wait_for(lambda: read_all(broker, faulty.review), lambda m: len(m) > 20)
+    first.kill()
+    publish(broker, faulty.incidents, messages[half:])
+    with running(env, tmp_path / "second.log"):
+        got = wait_for(lambda: read_all(broker, faulty.review), converged(expected))
+    assert open_view(got) == open_view(no_fault)
+    assert late_view(got) == late_view(no_fault) == late_view(expected)
+    assert set(latest(got)) <= set(latest(no_fault))
+
+
+def test_two_workers_share_the_partitions_and_either_can_die(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    lines = simulated(tmp_path, 160, seed=24)
+    messages = list(events_as_messages(lines))
+    expected = replayed(book, lines)
+    topics = Topics()
+    prepare(broker, topics)
+    env = topics.env(broker)
+    a = Worker(env, tmp_path / "a.log")
+    b = Worker(env, tmp_path / "b.log")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        publish(broker, topics.incidents, messages[: len(messages) // 2])
+        wait_for(lambda: read_all(broker, topics.review), lambda m: len(m) > 20)
+        b.kill()
+        publish(broker, topics.incidents, messages[len(messages) // 2 :])
+        got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
+    finally:
+        a.stop()
+        b.stop()
+    assert open_view(got) == open_view(expected)
+    logs = a.log.read_text() + b.log.read_text()
+    assert logs.count("cases recovered") >= 3  # both started, then a took over b's share
+
+
+@pytest.mark.parametrize("decision", ["rejected", "unknown"])
+def test_ddm_decisions(broker: str, book: RuleBook, tmp_path: Path, decision: str) -> None:
+    lines = simulated(tmp_path, 30, seed=25)
+    expected = replayed(book, lines)
+    topics = Topics()
+    prepare(broker, topics)
+    with running(topics.env(broker), tmp_path / "worker.log"):
+        publish(broker, topics.incidents, events_as_messages(lines))
+        got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
+        target = next(m for m in latest(got).values() if m["status"] == "open")
+        flag_id = target["flag_id"] if decision == "rejected" else "flag-000000000000000000000000"
+        body = {
+            "decision_id": f"D-{decision}",
+            "flag_id": flag_id,
+            "incident_id": target["incident_id"],
+            "decision": "rejected",
+            "reason": "not a crime on review",
+            "decided_at": "2026-11-25T10:00:00Z",
+            "ddm_ref": "DDM-1",
+        }
+        publish(
+            broker, topics.decisions, [(target["incident_id"].encode(), json.dumps(body).encode())]
+        )
+        if decision == "rejected":
+            after = wait_for(
+                lambda: read_all(broker, topics.review),
+                lambda m: latest(m)[flag_id]["status"] == "withdrawn",
+            )
+            assert latest(after)[flag_id]["revision"] == target["revision"] + 1
+        else:
+            letters = wait_for(lambda: read_all(broker, topics.dlq), lambda m: len(m) >= 1)
+            assert letters[0]["error"]["kind"] == "unknown_flag"
