@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job: the rules over the shipped sample stream, with no broker.
-run: replay
+# The main job, live: a local broker, a worker, the simulator and the DDM queue.
+run: setup
+	$(BIN)/cdi-stream demo
 
+# The rules over the shipped sample stream, offline, with no broker.
 replay: setup
 	$(BIN)/cdi-stream rules check
 	$(BIN)/cdi-stream replay examples/incidents.jsonl --until 2026-11-26T00:00:00Z --out examples/out-flags.jsonl

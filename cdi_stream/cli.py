@@ -301,6 +301,110 @@ def config(
 
 
 @app.command()
+def queue(
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the open flags once as JSON (implies --no-follow)."),
+    ] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow/--no-follow",
+            help="Keep a live table until Ctrl-C, or print it once the topic is quiet for 2 s.",
+        ),
+    ] = True,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Group id to present, for brokers whose ACLs require one; "
+            "partitions are still read in full and nothing is committed."
+        ),
+    ] = None,
+) -> None:
+    """Show the DDM review queue: the open flags, most urgent first."""
+    from cdi_stream.ddm import watch_queue
+
+    settings = _settings()
+    code = watch_queue(
+        settings,
+        follow=follow,
+        as_json=as_json,
+        group=group,
+        console=Console(),
+        err_console=err,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def decide(
+    flag_id: Annotated[str, typer.Argument(help="The flag's id, as 'cdi-stream queue' shows it.")],
+    reason: Annotated[str, typer.Option(help="Why; kept with the decision for audit.")],
+    upheld: Annotated[
+        bool, typer.Option("--upheld", help="The flag is right; the record is being corrected.")
+    ] = False,
+    rejected: Annotated[bool, typer.Option("--rejected", help="The flag is wrong.")] = False,
+    ddm: Annotated[str | None, typer.Option("--ddm", help="Your DDM reference.")] = None,
+    incident: Annotated[
+        str | None,
+        typer.Option(help="The flag's incident id (default: looked up on the review topic, ~2 s)."),
+    ] = None,
+) -> None:
+    """Send a DDM decision on a flag to the decisions topic."""
+    from rich.text import Text
+
+    from cdi_stream.broker import BrokerError
+    from cdi_stream.ddm import DecisionError, publish_decision
+
+    if upheld == rejected:
+        raise typer.BadParameter("give exactly one of --upheld or --rejected")
+    if not ddm:
+        raise typer.BadParameter("give your DDM reference", param_hint="--ddm")
+    settings = _settings()
+    try:
+        decision = publish_decision(
+            settings,
+            flag_id=flag_id,
+            incident_id=incident,
+            decision="upheld" if upheld else "rejected",
+            reason=reason,
+            ddm_ref=ddm,
+        )
+    except DecisionError as exc:
+        err.print(Text.assemble(("error", "red"), f" {exc}"), highlight=False)
+        raise typer.Exit(2) from exc
+    except BrokerError as exc:
+        err.print(Text.assemble(("error", "red"), f" {exc}"), highlight=False)
+        raise typer.Exit(3) from exc
+    typer.echo(decision.model_dump_json())
+    err.print(
+        Text(
+            f"{decision.decision} {decision.flag_id} (incident {decision.incident_id}) "
+            f"-> {settings.topic_decisions}"
+        ),
+        highlight=False,
+    )
+
+
+@app.command()
+def demo(
+    incidents: Annotated[int, typer.Option(help="Simulated incidents to publish.")] = 5000,
+    rate: Annotated[float, typer.Option(help="Events a second.")] = 40.0,
+    speed: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 3600.0,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
+) -> None:
+    """Live demo: local broker, a worker, the simulator, and the DDM queue; Ctrl-C stops all."""
+    from cdi_stream.demo import run_demo
+
+    try:
+        code = run_demo(incidents=incidents, rate=rate, speed=speed, seed=seed)
+    except RuntimeError as exc:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
 def broker(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: a free one).")

@@ -216,3 +216,57 @@ def test_ddm_decisions(broker: str, book: RuleBook, tmp_path: Path, decision: st
         else:
             letters = wait_for(lambda: read_all(broker, topics.dlq), lambda m: len(m) >= 1)
             assert letters[0]["error"]["kind"] == "unknown_flag"
+
+
+def test_deadline_fires_within_a_second_of_its_due_time(broker: str, tmp_path: Path) -> None:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    reported = now - dt.timedelta(hours=24) + dt.timedelta(seconds=6)
+    event = {
+        "schema_version": 1,
+        "event_id": "E-live-1",
+        "event_type": "incident.reported",
+        "incident_id": "INC-LIVE-1",
+        "occurred_at": reported.isoformat().replace("+00:00", "Z"),
+        "channel": "999",
+        "opening_code": "ASSAULT",
+        "victims": [{"victim_ref": "V-1", "kind": "person"}],
+        "disclosures": [{"disclosure_id": "D1", "offence_code": "8N", "victim_ref": "V-1"}],
+    }
+    topics = Topics()
+    prepare(broker, topics)
+    with running(topics.env(broker), tmp_path / "worker.log"):
+        publish(broker, topics.incidents, [(b"INC-LIVE-1", json.dumps(event).encode())])
+        got = wait_for(
+            lambda: read_all(broker, topics.review),
+            lambda m: any(x["finding"] == "crime_not_recorded" for x in m),
+            timeout=60,
+        )
+    breach = next(x for x in got if x["finding"] == "crime_not_recorded")
+    due = dt.datetime.fromisoformat(breach["due_at"].replace("Z", "+00:00"))
+    emitted = dt.datetime.fromisoformat(breach["emitted_at"].replace("Z", "+00:00"))
+    assert due == reported + dt.timedelta(hours=24)
+    assert dt.timedelta(0) <= emitted - due < dt.timedelta(seconds=1)
+    warning = latest(got)[next(x["flag_id"] for x in got if x["finding"] == "deadline_warning")]
+    assert warning["status"] == "withdrawn"
+
+
+def test_partition_count_mismatch_is_a_clear_start_up_error(broker: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from cdi_stream.broker import create_topics
+
+    topics = Topics()
+    create_topics(broker, {topics.incidents: 2})
+    done = subprocess.run(
+        [sys.executable, "-m", "cdi_stream.cli", "worker"],
+        env=topics.env(broker),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"topic '{topics.incidents}' has 2 partitions, expected 4" in done.stderr

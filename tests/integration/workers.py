@@ -145,7 +145,9 @@ def events_as_messages(lines: Iterable[bytes]) -> Iterator[tuple[bytes | None, b
             yield json.loads(line)["incident_id"].encode(), line.rstrip(b"\n")
 
 
-def read_all(bootstrap: str, topic: str, idle: float = 1.5) -> list[dict[str, Any]]:
+def read_all(
+    bootstrap: str, topic: str, idle: float = 1.5, partitions: int = PARTITIONS
+) -> list[dict[str, Any]]:
     """Every message on the topic so far, read until it stays quiet for ``idle``
     seconds (end offsets from the test broker cannot be trusted)."""
     consumer = KafkaConsumer(
@@ -153,7 +155,7 @@ def read_all(bootstrap: str, topic: str, idle: float = 1.5) -> list[dict[str, An
         enable_auto_commit=False,
         consumer_timeout_ms=int(idle * 1000),
     )
-    parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
     out = [json.loads(m.value) for m in consumer]
