@@ -270,3 +270,23 @@ def test_partition_count_mismatch_is_a_clear_start_up_error(broker: str, tmp_pat
     )
     assert done.returncode == 2, done.stderr
     assert f"topic '{topics.incidents}' has 2 partitions, expected 4" in done.stderr
+
+
+def test_rocksdb_store_recovers_after_a_restart(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    pytest.importorskip("rocksdb", reason="needs the rocksdb extra")
+    lines = simulated(tmp_path, 80, seed=26)
+    messages = list(events_as_messages(lines))
+    expected = replayed(book, lines)
+    topics = Topics()
+    prepare(broker, topics)
+    env = topics.env(broker, CDI_STORE="rocksdb://", CDI_DATA_DIR=str(tmp_path / "data"))
+    with running(env, tmp_path / "first.log"):
+        publish(broker, topics.incidents, messages[: len(messages) // 2])
+        wait_for(lambda: read_all(broker, topics.review), lambda m: len(m) > 10)
+    assert any((tmp_path / "data").rglob("*.db"))
+    with running(env, tmp_path / "second.log"):
+        publish(broker, topics.incidents, messages[len(messages) // 2 :])
+        got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
+    assert open_view(got) == open_view(expected)
