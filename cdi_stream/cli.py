@@ -115,6 +115,46 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def backtest(
+    events: Annotated[str, typer.Argument(help="JSONL file of incident events, or - for stdin.")],
+    rules_a: Annotated[
+        Path, typer.Option("--rules-a", help="Rule set A, the baseline: a rules directory.")
+    ],
+    rules_b: Annotated[
+        Path, typer.Option("--rules-b", help="Rule set B, compared with A: a rules directory.")
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="Advance event time to this RFC 3339 time at the end.")
+    ] = None,
+    examples: Annotated[
+        int, typer.Option(min=0, help="Example incidents per rule and finding.")
+    ] = 5,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the diff as JSON here (- for stdout).")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write the diff as a self-contained HTML page.")
+    ] = None,
+) -> None:
+    """Replay events under two rule sets; report flags added, removed and changed."""
+    from cdi_stream.backtest import backtest_command
+
+    until_at = _parse_time(until) if until else None
+    code = backtest_command(
+        events,
+        rules_a,
+        rules_b,
+        until=until_at,
+        examples=examples,
+        json_out=json_out,
+        html_out=html_out,
+        console=Console(),
+        err_console=err,
+    )
+    raise typer.Exit(code)
+
+
 def _open_events(name: str, stack: ExitStack) -> tuple[Iterator[bytes], int]:
     if name == "-":
         return iter(sys.stdin.buffer), 0

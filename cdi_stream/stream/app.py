@@ -124,7 +124,13 @@ class Shell:
             target = max(target, time.time())
         if target <= 0:
             return
-        await self.publish(self.engine.advance_to(target, inclusive=True))
+        try:
+            changes = self.engine.advance_to(target, inclusive=True)
+        except Exception:  # keep the timer alive: the next tick retries
+            log.exception("firing deadlines up to %s failed", target)
+            self.count("tick_errors")
+            return
+        await self.publish(changes)
 
     async def publish(self, changes: list[FlagChange]) -> None:
         if not changes:

@@ -222,7 +222,8 @@ def test_deadline_fires_within_a_second_of_its_due_time(broker: str, tmp_path: P
     import datetime as dt
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    reported = now - dt.timedelta(hours=24) + dt.timedelta(seconds=6)
+    # Due 20 s from now: time enough for the worker to take the report before it is due.
+    reported = now - dt.timedelta(hours=24) + dt.timedelta(seconds=20)
     event = {
         "schema_version": 1,
         "event_id": "E-live-1",
@@ -238,6 +239,11 @@ def test_deadline_fires_within_a_second_of_its_due_time(broker: str, tmp_path: P
     prepare(broker, topics)
     with running(topics.env(broker), tmp_path / "worker.log"):
         publish(broker, topics.incidents, [(b"INC-LIVE-1", json.dumps(event).encode())])
+        wait_for(
+            lambda: read_all(broker, topics.review),
+            lambda m: any(x["finding"] == "deadline_warning" for x in m),
+            timeout=15,
+        )
         got = wait_for(
             lambda: read_all(broker, topics.review),
             lambda m: any(x["finding"] == "crime_not_recorded" for x in m),
