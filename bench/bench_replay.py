@@ -2,7 +2,10 @@
 
 Generates a simulated stream (default 200,000 events), then times ``replay`` over it:
 parsing, case state, facts, rule evaluation and flag output, as ``cdi-stream replay``
-runs it. Prints the figures; nothing is asserted.
+runs it. The best of ``--repeat`` runs is the headline figure. One more pass, driving
+the engine directly, splits the time between parsing, the engine and writing flags,
+counts the garbage collector's share, and measures the memory the open incidents
+hold. Prints the figures; nothing is asserted.
 
     python bench/bench_replay.py [--events 200000] [--seed 1] [--repeat 3]
 """
@@ -10,14 +13,21 @@ runs it. Prints the figures; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
 import io
 import os
 import platform
 import resource
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from cdi_stream.contract import parse_incident_event
+from cdi_stream.engine import Engine
 from cdi_stream.replay import replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
@@ -36,6 +46,115 @@ def generate(path: Path, events: int, seed: int) -> tuple[int, int]:
         incidents = int(incidents * events / max(count, 1) * 1.05) + 1
 
 
+def machine() -> str:
+    """CPU model, cores, memory and Python: what the figures were measured on."""
+    model = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        memory = "RAM unknown"
+    return f"{model}, {os.cpu_count()} cores, {memory}, Python {platform.python_version()}"
+
+
+def rss_bytes() -> int:
+    """Current resident set size (Linux); 0 where /proc is not available."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def deep_size(obj: object, seen: set[int]) -> int:
+    """Bytes of ``obj`` and everything it holds that ``seen`` does not hold already."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
+    elif isinstance(obj, list | tuple | set | frozenset):
+        size += sum(deep_size(v, seen) for v in obj)
+    elif dataclasses.is_dataclass(obj):
+        size += sum(deep_size(getattr(obj, f.name), seen) for f in dataclasses.fields(obj))
+    return size
+
+
+@dataclass
+class Breakdown:
+    parse: float = 0.0
+    engine: float = 0.0
+    output: float = 0.0
+    gc: float = 0.0
+    evaluations: int = 0
+    held: int = 0
+    rss_growth: int = 0
+    state_bytes: int = 0
+
+
+def breakdown(lines: list[bytes], book: RuleBook) -> Breakdown:
+    """One pass like ``replay``, timing each stage, the collector and the memory held.
+
+    Memory is measured two ways: the Python objects of the incidents still held at the
+    end (case state and the last published flags), and the growth of the resident set
+    over the pass after a full collection, which also counts the rules' memo, caches
+    and allocator slack. Run it first in a fresh process, before freed memory can be
+    reused and hide the growth.
+    """
+    out = Breakdown()
+    started: list[float] = []
+
+    def on_gc(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            out.gc += time.perf_counter() - started.pop()
+
+    gc.collect()
+    before = rss_bytes()
+    engine = Engine(book)
+    sink = io.BytesIO()
+    gc.callbacks.append(on_gc)
+    try:
+        clock = time.perf_counter
+        for raw in lines:
+            t0 = clock()
+            event = parse_incident_event(raw)
+            t1 = clock()
+            changes = engine.apply(event)
+            t2 = clock()
+            for change in changes:
+                sink.write(change.to_json_bytes() + b"\n")
+            t3 = clock()
+            out.parse += t1 - t0
+            out.engine += t2 - t1
+            out.output += t3 - t2
+        if engine.now is not None:
+            t0 = clock()
+            for change in engine.advance_to(engine.now, inclusive=True):
+                sink.write(change.to_json_bytes() + b"\n")
+            out.engine += clock() - t0
+    finally:
+        gc.callbacks.remove(on_gc)
+    gc.collect()
+    out.rss_growth = rss_bytes() - before
+    out.held = len(engine.store)
+    seen: set[int] = set()
+    store = engine.store
+    out.state_bytes = sum(deep_size(store.get(i), seen) for i in store)
+    out.evaluations = engine.stats["evaluations"]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -48,13 +167,13 @@ def main() -> None:
         count, incidents = generate(path, args.events, args.seed)
         gen_s = time.perf_counter() - t0
         lines = path.read_bytes().splitlines(keepends=True)
-        cpu = f"{platform.machine()} {os.cpu_count()} cpus"
-        print(f"machine: {cpu}, Python {platform.python_version()}")
+        print(f"machine: {machine()}")
         print(
             f"stream: {count} events, {incidents} incidents, {path.stat().st_size / 1e6:.1f} MB "
             f"(generated in {gen_s:.1f} s)"
         )
         with RuleBook.from_directory(default_rules_dir()) as book:
+            split = breakdown(lines, book)
             best = float("inf")
             for run in range(1, args.repeat + 1):
                 sink = io.BytesIO()
@@ -67,11 +186,27 @@ def main() -> None:
                     f"{summary.flag_changes} flag changes, {summary.rejected} rejected"
                 )
             evaluations = sum(e.evaluations for e in book.editions)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(
-            f"best: {count / best:,.0f} events/s; rule-core evaluations (memo misses): "
-            f"{evaluations}; peak RSS {rss_mb:.0f} MB"
+            f"best: {count / best:,.0f} events/s ({best / count * 1e6:.1f} us/event); "
+            f"rule-core evaluations (memo misses): {evaluations}"
         )
+        us = 1e6 / count
+        total = split.parse + split.engine + split.output
+        print(
+            f"where the time goes (separate pass, us/event): parse {split.parse * us:.1f}, "
+            f"engine {split.engine * us:.1f}, flag output {split.output * us:.1f} "
+            f"(total {total * us:.1f}; garbage collector {split.gc * us:.1f} of it); "
+            f"{split.evaluations / count:.2f} evaluations/event"
+        )
+        held = max(split.held, 1)
+        print(
+            f"memory: {split.held} incidents held at the end; their state "
+            f"{split.state_bytes / 2**20:.0f} MiB ({split.state_bytes / held / 1024:.1f} KiB "
+            f"each); resident set grew {split.rss_growth / 2**20:.0f} MiB "
+            f"({split.rss_growth / held / 1024:.1f} KiB per incident held)"
+        )
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS {rss_mb:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,93 @@ def replay(
 
 
 @app.command()
+def report(
+    events: Annotated[Path, typer.Argument(help="JSONL file of incident events.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Write the HTML report to this file.")
+    ] = Path("report.html"),
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the figures as JSON to this file (- for stdout)."),
+    ] = None,
+    period_from: Annotated[
+        str | None,
+        typer.Option("--from", help="Start of the period, RFC 3339 (default: the first report)."),
+    ] = None,
+    period_to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="End of the period, excluded, RFC 3339 (default: after the last report)."
+        ),
+    ] = None,
+    flags: Annotated[
+        Path | None,
+        typer.Option(
+            help="Flag changes to count instead of the replay's: replay --out, or a dump of "
+            "the review topic."
+        ),
+    ] = None,
+    decisions: Annotated[
+        Path | None, typer.Option(help="DDM decisions (JSONL), for each rule's precision.")
+    ] = None,
+    yearly_volume: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Crimes recorded in 12 months (excluding fraud), for the unrecorded estimate.",
+        ),
+    ] = None,
+    rules: RulesDirOption = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 if any line is rejected.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+) -> None:
+    """Estimate recording rates, timeliness and flag figures from events: an HTML report."""
+    from cdi_stream.replay import LineError
+    from cdi_stream.report import build_report, render_html
+    from cdi_stream.rules.book import RuleBook
+
+    start = _parse_time(period_from) if period_from else None
+    end = _parse_time(period_to) if period_to else None
+    for path in (events, flags, decisions):
+        if path is not None and not path.is_file():
+            err.print(f"[red]error[/red] no such file: {path}", highlight=False)
+            raise typer.Exit(2)
+    book = _load_book(rules)
+    assert isinstance(book, RuleBook)
+
+    def reject(error: LineError) -> None:
+        if not quiet:
+            err.print(f"[yellow]rejected[/yellow] {error}", highlight=False, markup=True)
+
+    try:
+        result = build_report(
+            events,
+            book=book,
+            period_start=start,
+            period_end=end,
+            flags_path=flags,
+            decisions_path=decisions,
+            yearly_volume=yearly_volume,
+            on_error=reject,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        book.close()
+    out.write_text(render_html(result), encoding="utf-8")
+    if json_out is not None and str(json_out) == "-":
+        sys.stdout.write(result.to_json())
+    elif json_out is not None:
+        json_out.write_text(result.to_json(), encoding="utf-8")
+    if not quiet:
+        err.print(f"{result.summary()}  -> {out}", highlight=False, markup=False)
+    if strict and result.inputs.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
 def backtest(
     events: Annotated[str, typer.Argument(help="JSONL file of incident events, or - for stdin.")],
     rules_a: Annotated[

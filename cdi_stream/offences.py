@@ -94,17 +94,25 @@ def _family(group: str) -> Family:
 class OffenceTable:
     """Offences by code, with seriousness comparisons that never raise on unknown codes."""
 
-    __slots__ = ("_by_code", "_ordered", "_rank")
+    # Plain per-code dicts of the fields the engine asks for on every evaluation: one
+    # dict look-up instead of a look-up, a None check and an attribute read.
+    __slots__ = ("_by_code", "_family", "_ordered", "_rank", "_weight")
 
     def __init__(self, offences: Iterable[Offence]) -> None:
         self._ordered = tuple(sorted(offences, key=lambda o: o.rank))
         self._by_code = {o.code: o for o in self._ordered}
         self._rank = {o.code: o.rank for o in self._ordered}
+        self._weight = {o.code: o.weight for o in self._ordered}
+        self._family: dict[str, Family] = {o.code: o.family for o in self._ordered}
         if len(self._by_code) != len(self._ordered):
             raise ValueError("duplicate offence code")
 
     def get(self, code: str) -> Offence | None:
         return self._by_code.get(code)
+
+    def family(self, code: str) -> Family | None:
+        """The family of `code`; None when the code is unknown."""
+        return self._family.get(code)
 
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
@@ -118,10 +126,10 @@ class OffenceTable:
 
     def more_serious(self, a: str, b: str) -> bool | None:
         """Whether `a` outweighs `b`; None when either is unknown (not comparable)."""
-        oa, ob = self._by_code.get(a), self._by_code.get(b)
-        if oa is None or ob is None:
+        wa, wb = self._weight.get(a), self._weight.get(b)
+        if wa is None or wb is None:
             return None
-        return oa.weight > ob.weight
+        return wa > wb
 
     def most_serious(self, codes: Iterable[str]) -> str | None:
         """The first of `codes` in the total order; unknown codes are ignored."""

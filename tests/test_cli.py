@@ -179,3 +179,16 @@ def test_config_names_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["config"])
     assert result.exit_code == 2
     assert "CDI_CLOCK" in result.stderr
+
+
+def test_report_writes_html_and_json(tmp_path: Path) -> None:
+    html, data = tmp_path / "r.html", tmp_path / "r.json"
+    result = runner.invoke(
+        app,
+        ["report", str(SAMPLE), "-o", str(html), "--json", str(data), "--yearly-volume", "1000"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "not an inspection grade" in html.read_text()
+    figures = json.loads(data.read_text())
+    assert figures
+    assert runner.invoke(app, ["report", "/no/such/file"]).exit_code == 2

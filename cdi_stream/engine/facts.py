@@ -5,6 +5,11 @@ reclassification, a cancellation, the closure) this module produces one flat fac
 (the vocabulary in ``cdi_stream.rules.catalog``) and the context a flag needs (codes,
 times, pseudonymous references). All time logic lives here and in ``timeline``: the
 rules only see its results, so they stay simple enough for the durable-rules core.
+
+Every event re-evaluates its incident from the whole history, so this module runs on
+every event and is written for it: facts are cheap, anything only a flag needs is
+computed lazily in ``details``, and the common shapes (one victim, one disclosure, at
+most one crime or closure) take no sorting and no throwaway containers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from cdi_stream.engine.timeline import (
     INF,
     CaseView,
     Cover,
+    CrimeView,
     discharges,
     is_immediate_breach,
 )
@@ -82,70 +88,146 @@ def case_facts(
     view: CaseView, edition: Edition, conduct_codes: frozenset[str], cfg: EngineConfig, at: Moment
 ) -> CaseFacts:
     """Every fact of the case at ``at``, plus the future times at which they change."""
-    out = CaseFacts()
-    report = view.state.report
-    assert report is not None
-    qualifiers = view.state.qualifiers
-    rape_q = "rape" in qualifiers
-    by_victim: dict[str, list[DisclosureVersion]] = {}
-    state_based: list[DisclosureVersion] = []
-    for d in view.disclosures:
-        if d.victim_ref is None:
-            state_based.append(d)
-        else:
-            by_victim.setdefault(d.victim_ref, []).append(d)
-    victims = set(view.state.victims) | set(by_victim)
-    only_victim = next(iter(victims)) if len(victims) == 1 else None
+    out = CaseFacts([], [])
+    rows = out.rows
+    state = view.state
+    assert state.report is not None
+    rape_q = "rape" in state.qualifiers
+    by_victim, state_based = _by_victim(view.disclosures)
+    victims = _sorted_refs(state.victims, by_victim)
+    only_victim = victims[0] if len(victims) == 1 else None
     offences = view.offences
+    recordable_of: dict[str, list[DisclosureVersion]] = {}
     rape_victims: set[str] = set()
-    for ref in sorted(victims):
+    for ref in victims:
         discs = by_victim.get(ref, [])
-        rape = any(d.offence_code.startswith("19") for d in discs if not d.contrary) or (
-            rape_q
-            and (
-                ref == only_victim
-                or any(_family(offences, d.offence_code) == "sexual" for d in discs)
-            )
-        )
+        recordable = recordable_of[ref] = _recordable(discs)
+        rape = _is_rape(offences, discs, recordable, rape_q, ref == only_victim)
         if rape:
             rape_victims.add(ref)
         if not discs and not rape:
             continue
-        out.rows.append(
-            _subject(view, edition, conduct_codes, cfg, at, f"victim:{ref}", ref, discs, rape, out)
-        )
-    for d in state_based:
-        out.rows.append(
+        rows.append(
             _subject(
                 view,
                 edition,
                 conduct_codes,
                 cfg,
                 at,
-                f"state:{d.disclosure_id}",
+                "victim:" + ref,
+                ref,
+                discs,
+                recordable,
+                rape,
+                out,
+            )
+        )
+    for d in state_based:
+        discs = [d]
+        rows.append(
+            _subject(
+                view,
+                edition,
+                conduct_codes,
+                cfg,
+                at,
+                "state:" + d.disclosure_id,
                 None,
-                [d],
+                discs,
+                _recordable(discs),
                 False,
                 out,
             )
         )
-    for ref in sorted(victims | {c.crime.victim_ref for c in view.crimes if c.crime.victim_ref}):
+    for ref in _with_crime_victims(victims, view.crimes):
         row = _victim(
-            view, edition, conduct_codes, at, ref, by_victim.get(ref, []), ref in rape_victims
+            view,
+            edition,
+            conduct_codes,
+            at,
+            ref,
+            by_victim.get(ref, []),
+            recordable_of.get(ref, []),
+            ref in rape_victims,
         )
         if row is not None:
-            out.rows.append(row)
-    out.rows.extend(_reclassifications(view, edition))
-    out.rows.extend(_cancellations(view, edition))
-    closure = _closure(view, edition, by_victim, state_based)
+            rows.append(row)
+    if view.state.reclassifications:
+        rows.extend(_reclassifications(view))
+    if view.state.cancellations:
+        rows.extend(_cancellations(view))
+    closure = _closure(view, by_victim, state_based)
     if closure is not None:
-        out.rows.append(closure)
+        rows.append(closure)
     return out
 
 
-def _family(offences: OffenceTable, code: str) -> str | None:
-    o = offences.get(code)
-    return o.family if o is not None else None
+def _by_victim(
+    disclosures: list[DisclosureVersion],
+) -> tuple[dict[str, list[DisclosureVersion]], list[DisclosureVersion]]:
+    """Disclosures in force by victim, and the state-based ones (no victim)."""
+    by_victim: dict[str, list[DisclosureVersion]] = {}
+    state_based: list[DisclosureVersion] = []
+    for d in disclosures:
+        ref = d.victim_ref
+        if ref is None:
+            state_based.append(d)
+        elif (same := by_victim.get(ref)) is None:
+            by_victim[ref] = [d]
+        else:
+            same.append(d)
+    return by_victim, state_based
+
+
+def _sorted_refs(known: dict[str, str], by_victim: dict[str, list[DisclosureVersion]]) -> list[str]:
+    """Every victim the case names, sorted. Intake names each disclosure's victim, so
+    the union with ``by_victim`` is normally ``known`` itself."""
+    for ref in by_victim:
+        if ref not in known:
+            return sorted(set(known) | set(by_victim))
+    return sorted(known) if len(known) > 1 else list(known)
+
+
+def _with_crime_victims(victims: list[str], crimes: list[CrimeView]) -> list[str]:
+    """``victims`` plus the victims of recorded crimes, sorted."""
+    extra: set[str] | None = None
+    for c in crimes:
+        ref = c.crime.victim_ref
+        if ref and ref not in victims:
+            if extra is None:
+                extra = set()
+            extra.add(ref)
+    return victims if extra is None else sorted(extra.union(victims))
+
+
+def _recordable(discs: list[DisclosureVersion]) -> list[DisclosureVersion]:
+    """The disclosures without contrary evidence (``discs`` itself when that is all)."""
+    for d in discs:
+        if d.contrary:
+            return [d for d in discs if not d.contrary]
+    return discs
+
+
+def _is_rape(
+    offences: OffenceTable,
+    discs: list[DisclosureVersion],
+    recordable: list[DisclosureVersion],
+    rape_q: bool,
+    only_victim: bool,
+) -> bool:
+    """A rape disclosure, or a rape qualifier on the only victim or on a victim of a
+    sexual offence (disclosed with contrary evidence or not)."""
+    for d in recordable:
+        if d.offence_code.startswith("19"):
+            return True
+    if not rape_q:
+        return False
+    if only_victim:
+        return True
+    for d in discs:  # noqa: SIM110 - a loop avoids a generator per call
+        if offences.family(d.offence_code) == "sexual":
+            return True
+    return False
 
 
 def _subject(
@@ -157,39 +239,39 @@ def _subject(
     key: str,
     victim_ref: str | None,
     discs: list[DisclosureVersion],
+    recordable_discs: list[DisclosureVersion],
     rape: bool,
     out: CaseFacts,
 ) -> FactRow:
     report = view.state.report
     assert report is not None
-    recordable_discs = [d for d in discs if not d.contrary]
+    reported_at = report.reported_at
     recordable = bool(recordable_discs) or (rape and not discs)
-    first = min((d.disclosed_at for d in recordable_discs), default=report.reported_at)
-    start = max(report.reported_at, first)
+    first = _first_disclosed(recordable_discs, reported_at)
+    start = first if first > reported_at else reported_at
     w1, w2 = start + cfg.first_warning, start + cfg.second_warning
     due = start + cfg.deadline
 
     relevant = _covering_crimes(view, victim_ref, discs, rape)
-    intervals = [(c.crime.at, c.cancelled_at) for c in relevant]
-    if rape:
-        intervals.extend((t, INF) for t in view.n100_times)
-    cover = Cover(intervals)
+    intervals = [(c.crime.at, c.cancelled_at) for c in relevant] if relevant else []
+    if rape and view.n100_times:
+        intervals.extend([(t, INF) for t in view.n100_times])
+    cover = Cover(intervals) if intervals else _NEVER_COVERED
     now = at.now
     covered_now = cover.at(now)
 
     breach, breach_at = "none", None
     if recordable:
         if view.closures:
-            for t in sorted({c.at for c in view.closures} | {first}):
-                if t < first:
-                    continue
-                if t >= due or t > now:
-                    break
-                if is_immediate_breach(view.closure_at(t)) and not cover.at(t):
-                    breach, breach_at = "immediate", t
-                    break
-        owed_at_due = at.passed(due) and not cover.at(due)
-        if breach == "none" and owed_at_due and not discharges(view.closure_at(due), rape):
+            breach_at = _immediate_breach(view, cover, first, due, now)
+            if breach_at is not None:
+                breach = "immediate"
+        if (
+            breach_at is None
+            and at.passed(due)
+            and not cover.at(due)
+            and not discharges(view.closure_at(due), rape)
+        ):
             breach, breach_at = "due", due
     standing_at_breach = breach_at is not None and view.any_crime_standing(breach_at)
     covered_since = False
@@ -214,12 +296,13 @@ def _subject(
         )
 
     discharged = recordable and discharges(view.closure_at(now), rape)
+    phase, pending = _clock(at, w1, w2, due) if recordable else ("pending", ())
     fact: Fact = {
         "scope": "subject",
         "subject_kind": "victim" if victim_ref is not None else "state",
         "recordable": recordable,
         "rape": rape,
-        "phase": _phase(at, w1, w2, due) if recordable else "pending",
+        "phase": phase,
         "covered": covered_now,
         "discharged": discharged,
         "breach": breach,
@@ -230,14 +313,12 @@ def _subject(
         "conduct_gap_now": gap_now,
     }
     optional: list[tuple[float, Fact]] = []
-    if recordable:
-        pending = [t for t in (w1, w2, due) if not at.passed(t)]
+    if pending:
         if covered_now:
             # Covered now means covered until another event arrives: from here on,
             # only the phase (and a conduct gap reaching due_at) can change.
             for t in pending:
-                later = Moment(t, True)
-                changed = dict(fact, phase=_phase(later, w1, w2, due))
+                changed = dict(fact, phase=_phase_at(t, w1, w2, due))
                 if t >= due and not discharged:
                     changed["conduct_gap_at_due"] = gap_now
                 optional.append((t, changed))
@@ -247,7 +328,6 @@ def _subject(
     def details() -> Details:
         codes = [d.offence_code for d in recordable_discs]
         principal = view.offences.most_serious(codes) or (sorted(codes)[0] if codes else "")
-        phase = fact["phase"]
         warn_at = w2 if phase in ("warn_20", "overdue") else w1
         closure_at_breach = view.closure_at(breach_at) if breach_at is not None else None
         standing_codes = sorted({c.code for c in relevant if c.standing(now)})
@@ -286,34 +366,81 @@ def _subject(
         )
 
     return FactRow(
-        scope="subject",
-        subject=key,
-        fact=fact,
-        details=details,
-        victim_ref=victim_ref,
-        rape=rape,
-        due_at=due if recordable else None,
-        optional=optional,
+        "subject", key, fact, details, victim_ref, rape, due if recordable else None, optional
     )
 
 
-def _phase(at: Moment, w1: float, w2: float, due: float) -> str:
+def _first_disclosed(recordable: list[DisclosureVersion], default: float) -> float:
+    """The earliest ``disclosed_at`` of the recordable disclosures."""
+    if not recordable:
+        return default
+    first = recordable[0].disclosed_at
+    for d in recordable:
+        if d.disclosed_at < first:
+            first = d.disclosed_at
+    return first
+
+
+def _immediate_breach(
+    view: CaseView, cover: Cover, first: float, due: float, now: float
+) -> float | None:
+    """The first moment, from ``first`` (the clock's own start) through each later
+    closure, before ``due`` and not after ``now``, at which the closure in force
+    decided "no crime" while the subject was not covered."""
+    if first >= due or first > now:
+        return None
+    if is_immediate_breach(view.closure_at(first)) and not cover.at(first):
+        return first
+    prev = first
+    for t in view.closure_times:  # ascending; equal times are one moment
+        if t <= prev:
+            continue
+        if t >= due or t > now:
+            break
+        if is_immediate_breach(view.closure_at(t)) and not cover.at(t):
+            return t
+        prev = t
+    return None
+
+
+def _clock(at: Moment, w1: float, w2: float, due: float) -> tuple[str, tuple[float, ...]]:
+    """The clock phase at ``at`` and the clock moments still ahead of it. The moments
+    are ordered (the config requires first < second warning < deadline), so once one
+    has passed every earlier one has too."""
     if at.passed(due):
-        return "overdue"
+        return "overdue", ()
     if at.passed(w2):
-        return "warn_20"
+        return "warn_20", (due,)
     if at.passed(w1):
+        return "warn_12", (w2, due)
+    return "pending", (w1, w2, due)
+
+
+def _phase_at(t: float, w1: float, w2: float, due: float) -> str:
+    """The clock phase at ``t`` once what is due at ``t`` has fired."""
+    if due <= t:
+        return "overdue"
+    if w2 <= t:
+        return "warn_20"
+    if w1 <= t:
         return "warn_12"
     return "pending"
 
 
+# A subject with nothing that could cover it (no crime, no N100): the common case
+# before anything is recorded. Never mutated.
+_NEVER_COVERED = Cover([])
+
+
 def _covering_crimes(
     view: CaseView, victim_ref: str | None, discs: list[DisclosureVersion], rape: bool
-) -> list[Any]:
+) -> list[CrimeView]:
+    if not view.crimes:
+        return []
     if victim_ref is None:
         codes = {d.offence_code for d in discs}
         return [c for c in view.crimes if c.code in codes]
-    mine = [c for c in view.crimes if c.crime.victim_ref == victim_ref]
+    mine = view.crimes_of(victim_ref)
     if rape:
         return [c for c in mine if c.code.startswith("19")]
     return mine
@@ -336,7 +463,7 @@ def _conduct_gap(
     other = [c for c in other if c in offences]
     if not conduct or not other:
         return False, False, ""
-    mine = [c for c in view.crimes if c.crime.victim_ref == victim_ref]
+    mine = view.crimes_of(victim_ref)
 
     def missing_at(t: float) -> str:
         if not cover.at(t):
@@ -363,24 +490,24 @@ def _victim(
     at: Moment,
     ref: str,
     discs: list[DisclosureVersion],
+    recordable: list[DisclosureVersion],
     rape: bool,
 ) -> FactRow | None:
-    offences = view.offences
     now = at.now
-    recordable = [d for d in discs if not d.contrary]
-    crimes = [c for c in view.crimes if c.crime.victim_ref == ref]
-    standing = [c for c in crimes if c.standing(now)]
-    if not recordable and not crimes:
-        return None
+    crimes = view.crimes_of(ref)
     if not crimes:
+        if not recordable:
+            return None
         return FactRow(
-            scope="victim",
-            subject=f"victim:{ref}",
-            fact=dict(_NO_CRIME),
-            details=lambda: _no_crime_details(view, ref, recordable, now),
-            victim_ref=ref,
-            rape=rape,
+            "victim",
+            "victim:" + ref,
+            dict(_NO_CRIME),
+            lambda: _no_crime_details(view, ref, recordable, now),
+            ref,
+            rape,
         )
+    offences = view.offences
+    standing = [c for c in crimes if c.crime.at <= now < c.cancelled_at]
     disclosed_codes = [d.offence_code for d in recordable]
     recorded_codes = [c.code for c in standing]
     compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
@@ -394,7 +521,7 @@ def _victim(
     pcr_gap = bool(disclosed_p and recorded_p and offences.more_serious(disclosed_p, recorded_p))
     corrected = disclosed_p if pcr_gap else recorded_p
     q = view.state.qualifiers
-    hate = any(k.startswith(HATE_PREFIX) for k in q)
+    hate = _any_hate(q)
     injury_gap = hate_gap = stalking_gap = False
     if corrected is not None and "injury" in q and corrected in ("105A", "105B"):
         corrected = "8P" if corrected == "105B" or hate else "8N"
@@ -448,14 +575,14 @@ def _victim(
             priority_codes=tuple(c for c in (all_disclosed, corrected) if c),
         )
 
-    return FactRow(
-        scope="victim",
-        subject=f"victim:{ref}",
-        fact=fact,
-        details=details,
-        victim_ref=ref,
-        rape=rape,
-    )
+    return FactRow("victim", "victim:" + ref, fact, details, ref, rape)
+
+
+def _any_hate(qualifiers: dict[str, list[Any]]) -> bool:
+    for k in qualifiers:  # noqa: SIM110 - a loop avoids a generator per call
+        if k.startswith(HATE_PREFIX):
+            return True
+    return False
 
 
 _NO_CRIME: Fact = {
@@ -487,7 +614,7 @@ def _no_crime_details(
     return Details(context=context, evidence=evidence, crime_ids=(), priority_codes=codes)
 
 
-def _reclassifications(view: CaseView, edition: Edition) -> list[FactRow]:
+def _reclassifications(view: CaseView) -> list[FactRow]:
     offences = view.offences
     rows: list[FactRow] = []
     reclasses = view.state.reclassifications
@@ -533,12 +660,12 @@ def _reclassifications(view: CaseView, edition: Edition) -> list[FactRow]:
     return rows
 
 
-def _cancellations(view: CaseView, edition: Edition) -> list[FactRow]:
+def _cancellations(view: CaseView) -> list[FactRow]:
     rows: list[FactRow] = []
     for c in view.state.cancellations:
         crime = view.crime_by_id.get(c.crime_id)
         code = crime.code if crime else ""
-        family = _family(view.offences, code) if code else None
+        family = view.offences.family(code) if code else None
         restricted = family in RESTRICTED_FAMILIES
         informed = (
             "unknown" if c.victim_informed is None else ("yes" if c.victim_informed else "no")
@@ -589,28 +716,30 @@ def _cancellations(view: CaseView, edition: Edition) -> list[FactRow]:
 
 def _closure(
     view: CaseView,
-    edition: Edition,
     by_victim: dict[str, list[DisclosureVersion]],
     state_based: list[DisclosureVersion],
 ) -> FactRow | None:
     if not view.closures:
         return None
     latest = view.closures[-1]
-    codes = [d.offence_code for ds in by_victim.values() for d in ds if not d.contrary]
-    codes += [d.offence_code for d in state_based if not d.contrary]
-    principal = view.offences.most_serious(codes)
     fact: dict[str, str | int | bool] = {
         "scope": "closure",
         "closure_type": latest.closure_type,
         "has_rationale": latest.has_rationale,
     }
-    context: dict[str, Any] = {
-        "closure_type": latest.closure_type,
-        "closing_code": latest.closing_code,
-        "at": latest.at,
-    }
-    found = Details(context, (latest.event_id,), (), (principal,) if principal else ())
-    return FactRow(scope="closure", subject="closure", fact=fact, details=_const(found))
+
+    def details() -> Details:
+        codes = [d.offence_code for ds in by_victim.values() for d in ds if not d.contrary]
+        codes += [d.offence_code for d in state_based if not d.contrary]
+        principal = view.offences.most_serious(codes)
+        context: dict[str, Any] = {
+            "closure_type": latest.closure_type,
+            "closing_code": latest.closing_code,
+            "at": latest.at,
+        }
+        return Details(context, (latest.event_id,), (), (principal,) if principal else ())
+
+    return FactRow("closure", "closure", fact, details)
 
 
 def _const(details: Details) -> Callable[[], Details]:

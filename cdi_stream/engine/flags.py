@@ -19,7 +19,6 @@ from cdi_stream.contract import FlagChange
 from cdi_stream.engine.facts import Details, FactRow
 from cdi_stream.engine.state import CaseState, FlagRecord
 from cdi_stream.rules.book import CompiledRule
-from cdi_stream.rules.catalog import TIME_CONTEXT
 
 UTC = dt.UTC
 # The contract bounds these lists; an incident near its event limit keeps the first ones.
@@ -34,7 +33,10 @@ def flag_id(incident_id: str, rule_id: str, subject: str) -> str:
     return f"flag-{digest[:24]}"
 
 
+@functools.lru_cache(maxsize=8192)
 def to_datetime(ts: float) -> dt.datetime:
+    """Cached: a message carries up to three times, mostly the evaluation time and the
+    subject's deadline, which recur across the flags of an incident and of a moment."""
     return dt.datetime.fromtimestamp(ts, UTC)
 
 
@@ -54,12 +56,9 @@ class Desired:
 def payload(case: CaseState, edition_id: str, want: Desired, now: float) -> dict[str, Any]:
     """Everything a flag says except its id, revision, status and emission time."""
     rule, row, details = want.rule, want.row, want.details
-    ctx = dict(details.context)
-    ctx["now"] = now
-    ctx["incident_id"] = case.incident_id
-    ctx["edition"] = edition_id
+    ctx = {**details.context, "now": now, "incident_id": case.incident_id, "edition": edition_id}
     shown = {k: ctx[k] for k in rule.uses}
-    for k in rule.uses & TIME_CONTEXT:
+    for k in rule.time_uses:
         if isinstance(shown[k], float):
             shown[k] = format_time(shown[k])
     return {
@@ -145,27 +144,52 @@ def withdraw(rec: FlagRecord, now: float, emitted_at: float) -> FlagChange:
 def _message(rec: FlagRecord, emitted_at: float) -> FlagChange:
     """Build the message without re-validating it: every field comes from validated
     input or from the engine itself, and the test suite checks each emitted message
-    against the contract. Validation here would be a third of an evaluation's cost."""
+    against the contract. Validation here would be a third of an evaluation's cost.
+
+    Every field is given, so copying a template with all of them replaced
+    (``model_copy``, which does not validate either) gives the same message as
+    ``model_construct`` at half the cost: it skips the per-field alias and default
+    handling that ``model_construct`` does."""
     p = rec.payload
-    return FlagChange.model_construct(
-        schema_version=1,
-        flag_id=rec.flag_id,
-        revision=rec.revision,
-        status=rec.status,
-        finding=p["finding"],
-        rule_id=p["rule_id"],
-        rule_title=p["rule_title"],
-        reference=p["reference"],
-        edition=p["edition"],
-        priority=p["priority"],
-        incident_id=p["incident_id"],
-        victim_ref=p["victim_ref"],
-        crime_ids=p["crime_ids"],
-        expected=dict(sorted(p["expected"].items())),
-        observed=dict(sorted(p["observed"].items())),
-        due_at=to_datetime(p["due_at"]) if p["due_at"] is not None else None,
-        event_time=to_datetime(p["event_time"]),
-        emitted_at=to_datetime(emitted_at),
-        explanation=p["explanation"][:MAX_EXPLANATION],
-        evidence=p["evidence"],
+    return _TEMPLATE.model_copy(
+        update={
+            "schema_version": 1,
+            "flag_id": rec.flag_id,
+            "revision": rec.revision,
+            "status": rec.status,
+            "finding": p["finding"],
+            "rule_id": p["rule_id"],
+            "rule_title": p["rule_title"],
+            "reference": p["reference"],
+            "edition": p["edition"],
+            "priority": p["priority"],
+            "incident_id": p["incident_id"],
+            "victim_ref": p["victim_ref"],
+            "crime_ids": p["crime_ids"],
+            "expected": dict(sorted(p["expected"].items())),
+            "observed": dict(sorted(p["observed"].items())),
+            "due_at": to_datetime(p["due_at"]) if p["due_at"] is not None else None,
+            "event_time": to_datetime(p["event_time"]),
+            "emitted_at": to_datetime(emitted_at),
+            "explanation": p["explanation"][:MAX_EXPLANATION],
+            "evidence": p["evidence"],
+        }
     )
+
+
+# Never published: only copied, with every field replaced, by ``_message``.
+_TEMPLATE = FlagChange.model_construct(
+    flag_id="flag-template",
+    revision=1,
+    status="withdrawn",
+    finding="deadline_warning",
+    rule_id="template",
+    rule_title="",
+    reference="",
+    edition="template",
+    priority="P3",
+    incident_id="template",
+    event_time=to_datetime(0.0),
+    emitted_at=to_datetime(0.0),
+    explanation="",
+)

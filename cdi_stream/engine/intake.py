@@ -7,6 +7,7 @@ is never stored or copied into a flag.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from cdi_stream.contract import (
@@ -54,16 +55,10 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             state, event, at, event.qualifiers_added, event.victims_added, event.disclosures
         )
     elif isinstance(event, IncidentClosed):
-        state.closures.append(
-            Closure(
-                event.event_id,
-                at,
-                event.closure_type,
-                event.closing_code,
-                has_text(event.rationale),
-            )
+        closure = Closure(
+            event.event_id, at, event.closure_type, event.closing_code, has_text(event.rationale)
         )
-        state.closures.sort(key=lambda c: (c.at, c.event_id))
+        bisect.insort(state.closures, closure, key=_closure_key)
     elif isinstance(event, CrimeRecorded):
         existing = state.crimes.get(event.crime_id)
         if existing is None or (at, event.event_id) < (existing.at, existing.event_id):
@@ -76,34 +71,30 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
                 event.recorded_by_role,
             )
     elif isinstance(event, CrimeReclassified):
-        state.reclassifications.append(
-            Reclassification(
-                event.event_id,
-                at,
-                event.crime_id,
-                event.from_code,
-                event.to_code,
-                has_text(event.rationale),
-                event.by_role,
-            )
+        reclassification = Reclassification(
+            event.event_id,
+            at,
+            event.crime_id,
+            event.from_code,
+            event.to_code,
+            has_text(event.rationale),
+            event.by_role,
         )
-        state.reclassifications.sort(key=lambda r: (r.at, r.event_id))
+        bisect.insort(state.reclassifications, reclassification, key=_reclassification_key)
     elif isinstance(event, CrimeCancelled):
-        state.cancellations.append(
-            Cancellation(
-                event.event_id,
-                at,
-                event.crime_id,
-                event.reason,
-                has_text(event.avi),
-                event.authoriser_role,
-                event.victim_informed,
-            )
+        cancellation = Cancellation(
+            event.event_id,
+            at,
+            event.crime_id,
+            event.reason,
+            has_text(event.avi),
+            event.authoriser_role,
+            event.victim_informed,
         )
-        state.cancellations.sort(key=lambda c: (c.at, c.event_id))
+        bisect.insort(state.cancellations, cancellation, key=_cancellation_key)
     elif isinstance(event, N100Recorded):
-        state.n100s.append(N100(event.event_id, at, event.n100_id, has_text(event.rationale)))
-        state.n100s.sort(key=lambda n: (n.at, n.event_id))
+        n100 = N100(event.event_id, at, event.n100_id, has_text(event.rationale))
+        bisect.insort(state.n100s, n100, key=_n100_key)
 
 
 def _add_details(
@@ -123,16 +114,39 @@ def _add_details(
     for d in disclosures:
         if d.victim_ref is not None:
             state.victims.setdefault(d.victim_ref, "person")
-        state.disclosures.append(
-            DisclosureVersion(
-                event_id=event.event_id,
-                at=at,
-                disclosure_id=d.disclosure_id,
-                offence_code=d.offence_code,
-                victim_ref=d.victim_ref,
-                disclosed_at=d.disclosed_at.timestamp(),
-                explicit=bool(getattr(d, "disclosed_at_given", True)),
-                contrary=d.contrary_evidence,
-            )
+        version = DisclosureVersion(
+            event_id=event.event_id,
+            at=at,
+            disclosure_id=d.disclosure_id,
+            offence_code=d.offence_code,
+            victim_ref=d.victim_ref,
+            disclosed_at=d.disclosed_at.timestamp(),
+            explicit=bool(getattr(d, "disclosed_at_given", True)),
+            contrary=d.contrary_evidence,
         )
-    state.disclosures.sort(key=lambda d: (d.at, d.event_id, d.disclosure_id))
+        bisect.insort(state.disclosures, version, key=_disclosure_key)
+
+
+# Each list of a case is kept in event-time order. Events mostly arrive in order, so
+# each is inserted where it belongs (after any equal key, as a stable sort would put
+# it) rather than appended and the whole list sorted again.
+
+
+def _closure_key(c: Closure) -> tuple[float, str]:
+    return c.at, c.event_id
+
+
+def _reclassification_key(r: Reclassification) -> tuple[float, str]:
+    return r.at, r.event_id
+
+
+def _cancellation_key(c: Cancellation) -> tuple[float, str]:
+    return c.at, c.event_id
+
+
+def _n100_key(n: N100) -> tuple[float, str]:
+    return n.at, n.event_id
+
+
+def _disclosure_key(d: DisclosureVersion) -> tuple[float, str, str]:
+    return d.at, d.event_id, d.disclosure_id

@@ -32,40 +32,87 @@ class CrimeView:
 
 
 class CaseView:
-    """A read-only view of one case, built once per evaluation."""
+    """A read-only view of one case, built once per evaluation.
+
+    Most cases hold one or two crimes, no cancellations or reclassifications and at
+    most one closure, and the view is rebuilt on every evaluation, so it derives only
+    what every evaluation needs and skips the work a bare case does not call for;
+    the index by crime id, needed only for cancellations and reclassifications, is
+    built on first use.
+    """
+
+    __slots__ = (
+        "_by_id",
+        "closure_times",
+        "closures",
+        "crimes",
+        "disclosures",
+        "n100_times",
+        "offences",
+        "state",
+    )
 
     def __init__(self, state: CaseState, offences: OffenceTable) -> None:
         self.state = state
         self.offences = offences
-        crimes = state.crimes
-        cancelled: dict[str, float] = {}
-        for c in state.cancellations:
-            if c.crime_id not in cancelled:
-                cancelled[c.crime_id] = c.at
-        codes: dict[str, str] = {}
-        for r in state.reclassifications:
-            if r.crime_id in crimes:
-                codes[r.crime_id] = r.to_code
-        ids = sorted(crimes) if len(crimes) > 1 else list(crimes)
-        self.crimes = [
-            CrimeView(
-                crimes[cid], codes.get(cid, crimes[cid].offence_code), cancelled.get(cid, INF)
-            )
-            for cid in ids
-        ]
-        self.crime_by_id = {v.crime.crime_id: v for v in self.crimes}
+        self.crimes = _crime_views(state)
+        self._by_id: dict[str, CrimeView] | None = None
         self.closures = state.closures
-        self._closure_times = [c.at for c in state.closures]
-        self.n100_times = sorted(n.at for n in state.n100s if n.has_rationale)
+        # Closures are kept in event-time order, so their times are ascending.
+        self.closure_times = [c.at for c in state.closures] if state.closures else []
+        n100s = state.n100s
+        self.n100_times = sorted([n.at for n in n100s if n.has_rationale]) if n100s else []
         self.disclosures = _current_disclosures(state.disclosures)
+
+    @property
+    def crime_by_id(self) -> dict[str, CrimeView]:
+        """Crimes by id (built on first use)."""
+        if self._by_id is None:
+            self._by_id = {v.crime.crime_id: v for v in self.crimes}
+        return self._by_id
+
+    def crimes_of(self, victim_ref: str) -> list[CrimeView]:
+        """The crimes recorded for one victim, by crime id."""
+        return [c for c in self.crimes if c.crime.victim_ref == victim_ref] if self.crimes else []
 
     def closure_at(self, t: float) -> Closure | None:
         """The latest closure at or before ``t``: the one that counts at that moment."""
-        i = bisect.bisect_right(self._closure_times, t)
+        if not self.closures:
+            return None
+        i = bisect.bisect_right(self.closure_times, t)
         return self.closures[i - 1] if i else None
 
     def any_crime_standing(self, t: float) -> bool:
-        return any(v.standing(t) for v in self.crimes)
+        for v in self.crimes:  # noqa: SIM110 - a loop avoids a generator per call
+            if v.crime.at <= t < v.cancelled_at:
+                return True
+        return False
+
+
+def _crime_views(state: CaseState) -> list[CrimeView]:
+    """Each crime with its current code and cancellation time, by crime id.
+
+    The first cancellation (by event time) counts; the latest reclassification (by
+    event time) gives the code. Without either, a crime stands as recorded.
+    """
+    crimes = state.crimes
+    if not crimes:
+        return []
+    ids = sorted(crimes) if len(crimes) > 1 else list(crimes)
+    if not state.cancellations and not state.reclassifications:
+        return [CrimeView(crimes[cid], crimes[cid].offence_code, INF) for cid in ids]
+    cancelled: dict[str, float] = {}
+    for c in state.cancellations:
+        if c.crime_id not in cancelled:
+            cancelled[c.crime_id] = c.at
+    codes: dict[str, str] = {}
+    for r in state.reclassifications:
+        if r.crime_id in crimes:
+            codes[r.crime_id] = r.to_code
+    return [
+        CrimeView(crimes[cid], codes.get(cid, crimes[cid].offence_code), cancelled.get(cid, INF))
+        for cid in ids
+    ]
 
 
 def discharges(closure: Closure | None, rape: bool) -> bool:
@@ -95,7 +142,12 @@ class Cover:
     __slots__ = ("intervals", "starts")
 
     def __init__(self, intervals: list[tuple[float, float]]) -> None:
-        self.intervals = sorted(i for i in intervals if i[0] < i[1])
+        if len(intervals) > 1:
+            self.intervals = sorted([i for i in intervals if i[0] < i[1]])
+        elif intervals and intervals[0][0] < intervals[0][1]:
+            self.intervals = intervals  # one interval: nothing to sort (the caller's list)
+        else:
+            self.intervals = []
         self.starts = [s for s, _ in self.intervals]
 
     def at(self, t: float) -> bool:
@@ -112,7 +164,7 @@ class Cover:
 def _current_disclosures(versions: list[DisclosureVersion]) -> list[DisclosureVersion]:
     """The version of each disclosure in force: the latest by event time, keeping the
     first ``disclosed_at`` unless a later version gave its own."""
-    if len({v.disclosure_id for v in versions}) == len(versions):
+    if len(versions) < 2 or len({v.disclosure_id for v in versions}) == len(versions):
         return versions  # no replacements: every version is the one in force
     by_id: dict[str, list[DisclosureVersion]] = {}
     for v in versions:

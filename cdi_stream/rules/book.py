@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cdi_stream.rules.catalog import Scope
+from cdi_stream.rules.catalog import TIME_CONTEXT, Scope
 from cdi_stream.rules.conditions import compile_condition
 from cdi_stream.rules.errors import RuleProblem, RulesError, RuleValidationError
 from cdi_stream.rules.evaluator import RuleEvaluator
@@ -47,6 +47,9 @@ class CompiledRule:
     explanation: str
     has_resolved_when: bool
     uses: frozenset[str]
+    # The context fields in ``uses`` that are times, shown formatted; worked out once
+    # here rather than on every flag raised.
+    time_uses: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,7 @@ def _compiled(doc: Any) -> CompiledRule:
         explanation=" ".join(doc.explanation.split()),
         has_resolved_when=doc.resolved_when is not None,
         uses=uses,
+        time_uses=tuple(sorted(uses & TIME_CONTEXT)),
     )
 
 

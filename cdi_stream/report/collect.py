@@ -1,0 +1,260 @@
+"""Gathering what a report counts: replay the events once, then read the outcomes.
+
+The events are replayed through the same engine a worker runs, with an event-time
+clock as ``cdi-stream replay`` uses, so the flags counted are exactly those a replay
+publishes and the outcomes are read from the facts the rules saw. The clock is
+advanced to at least the deadline (24 hours by default) past the end of the period, so
+every deadline of a subject reported in the period has fired before anything is
+counted.
+
+Two departures from a plain replay, neither of which changes a flag:
+
+* events of an incident whose report falls outside the period are skipped once the
+  report has been seen (before it, nothing about the incident is evaluated anyway),
+  so a long file costs only the period asked for;
+* cases the engine drops at the end of their retention are kept aside, because a
+  month-long period outlasts the retention of its first incidents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cdi_stream.contract import ContractError, DdmDecision, IncidentReported, parse_incident_event
+from cdi_stream.engine import Engine, EngineConfig, EngineError, MemoryStore, UnknownFlag
+from cdi_stream.engine.outcomes import CancellationOutcome, SubjectOutcome, case_outcomes
+from cdi_stream.engine.state import CaseState
+from cdi_stream.replay import LineError
+from cdi_stream.report.inputs import (
+    FlagFold,
+    FlagState,
+    ReadCounts,
+    read_decisions,
+    read_flags,
+)
+from cdi_stream.rules.book import RuleBook
+
+__all__ = ["Collected", "collect"]
+
+_MAX_LINE_BYTES = 1_048_576
+_MAX_KEPT_ERRORS = 1000
+
+
+@dataclass(slots=True)
+class ReplayCounts:
+    lines: int = 0
+    events: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    outside_period: int = 0
+    first_report: float | None = None
+    last_report: float | None = None
+    errors: list[LineError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Collected:
+    """Everything the figures are computed from, for incidents reported in
+    [``start``, ``end``), as at ``evaluated_at`` (epoch seconds)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    evaluated_at: float
+    deadline_hours: float
+    incidents: set[str]
+    subjects: list[SubjectOutcome]
+    cancellations: list[CancellationOutcome]
+    flags: dict[str, FlagState]
+    flags_outside_period: int
+    flag_source: str
+    decisions: list[DdmDecision] | None
+    counts: ReplayCounts
+    flag_lines: ReadCounts | None = None
+    decision_lines: ReadCounts | None = None
+
+
+class _KeepingStore(MemoryStore):
+    """A memory store that keeps what the engine drops at the end of retention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: list[CaseState] = []
+
+    def delete(self, incident_id: str) -> None:
+        case = self.get(incident_id)
+        if case is not None:
+            self.dropped.append(case)
+        super().delete(incident_id)
+
+    def every_case(self) -> Iterator[CaseState]:
+        yield from self.dropped
+        for incident_id in self:
+            case = self.get(incident_id)
+            if case is not None:
+                yield case
+
+
+def collect(
+    events_path: Path | str,
+    *,
+    book: RuleBook,
+    period_start: dt.datetime | None = None,
+    period_end: dt.datetime | None = None,
+    flags_path: Path | str | None = None,
+    decisions_path: Path | str | None = None,
+    config: EngineConfig | None = None,
+    on_error: Callable[[LineError], None] | None = None,
+) -> Collected:
+    """Replay ``events_path`` and gather outcomes and flags for the period (default:
+    from the first report in the file to just after the last).
+
+    ``flags_path`` replaces the replay's flags (for example a dump of the review topic,
+    which carries the DDMs' withdrawals); ``decisions_path`` gives DDM decisions, which
+    are also applied during the replay when no flag file is given, as a worker applies
+    them.
+    """
+    for moment in (period_start, period_end):
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError("period bounds must carry a timezone offset")
+    if period_start and period_end and period_end <= period_start:
+        raise ValueError("the period must end after it starts")
+    cfg = config or EngineConfig()
+    decisions, decision_lines = None, None
+    if decisions_path is not None:
+        decisions, decision_lines = read_decisions(Path(decisions_path))
+    store = _KeepingStore()
+    engine = Engine(book, store=store, config=cfg)
+    replayed = FlagFold()
+    counts = _replay(
+        Path(events_path),
+        engine,
+        replayed,
+        decisions if flags_path is None else None,
+        (
+            period_start.timestamp() if period_start else None,
+            period_end.timestamp() if period_end else None,
+        ),
+        on_error,
+    )
+    start = period_start or _utc(counts.first_report)
+    # Half-open: one second past the last report keeps it inside by default.
+    end = period_end or _utc(None if counts.last_report is None else counts.last_report + 1)
+    evaluated_at = max(engine.now or 0.0, end.timestamp() + cfg.deadline)
+    replayed.extend(engine.advance_to(evaluated_at, inclusive=True))
+    fold, flag_lines = replayed, None
+    if flags_path is not None:
+        fold = FlagFold()
+        flag_lines = read_flags(Path(flags_path), fold)
+
+    lo, hi = start.timestamp(), end.timestamp()
+    incidents: set[str] = set()
+    subjects: list[SubjectOutcome] = []
+    cancellations: list[CancellationOutcome] = []
+    for outcome in case_outcomes(engine, evaluated_at, store.every_case()):
+        if lo <= outcome.reported_at < hi:
+            incidents.add(outcome.incident_id)
+            subjects.extend(outcome.subjects)
+            cancellations.extend(outcome.cancellations)
+    in_period = {k: f for k, f in fold.flags.items() if f.incident_id in incidents}
+    return Collected(
+        start=start,
+        end=end,
+        evaluated_at=evaluated_at,
+        deadline_hours=cfg.deadline / 3600.0,
+        incidents=incidents,
+        subjects=subjects,
+        cancellations=cancellations,
+        flags=in_period,
+        flags_outside_period=len(fold.flags) - len(in_period),
+        flag_source="replay" if flags_path is None else "file",
+        decisions=decisions,
+        counts=counts,
+        flag_lines=flag_lines,
+        decision_lines=decision_lines,
+    )
+
+
+def _replay(
+    path: Path,
+    engine: Engine,
+    fold: FlagFold,
+    decisions: list[DdmDecision] | None,
+    period: tuple[float | None, float | None],
+    on_error: Callable[[LineError], None] | None,
+) -> ReplayCounts:
+    counts = ReplayCounts()
+    start, end = period
+    skipped: set[str] = set()
+    pending = iter(decisions or ())
+    next_decision = next(pending, None)
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            counts.lines = number
+            if not raw.strip():
+                continue
+            try:
+                event = parse_incident_event(raw, max_bytes=_MAX_LINE_BYTES)
+            except ContractError as exc:
+                _reject(counts, LineError(number, exc.kind, exc.field, exc.message), on_error)
+                continue
+            if event.incident_id in skipped:
+                counts.outside_period += 1
+                continue
+            if isinstance(event, IncidentReported):
+                reported = event.reported_at.timestamp()
+                if not _within(reported, start, end):
+                    skipped.add(event.incident_id)
+                    counts.outside_period += 1
+                    continue
+                if counts.first_report is None or reported < counts.first_report:
+                    counts.first_report = reported
+                if counts.last_report is None or reported > counts.last_report:
+                    counts.last_report = reported
+            t = event.occurred_at.timestamp()
+            while next_decision is not None and next_decision.decided_at.timestamp() < t:
+                _decide(engine, fold, next_decision)
+                next_decision = next(pending, None)
+            before = engine.stats["duplicate_events"]
+            try:
+                fold.extend(engine.apply(event))
+            except EngineError as exc:
+                _reject(counts, LineError(number, "limit", None, str(exc)), on_error)
+                continue
+            if engine.stats["duplicate_events"] > before:
+                counts.duplicates += 1
+            else:
+                counts.events += 1
+    while next_decision is not None:
+        _decide(engine, fold, next_decision)
+        next_decision = next(pending, None)
+    return counts
+
+
+def _decide(engine: Engine, fold: FlagFold, decision: DdmDecision) -> None:
+    """Apply a decision at its own time, as a worker would; one for a flag this replay
+    never raised changes nothing here and is counted as unmatched in the figures."""
+    fold.extend(engine.advance_to(decision.decided_at.timestamp(), inclusive=False))
+    with contextlib.suppress(UnknownFlag):
+        fold.extend(engine.decide(decision))
+
+
+def _reject(
+    counts: ReplayCounts, error: LineError, on_error: Callable[[LineError], None] | None
+) -> None:
+    counts.rejected += 1
+    if len(counts.errors) < _MAX_KEPT_ERRORS:
+        counts.errors.append(error)
+    if on_error is not None:
+        on_error(error)
+
+
+def _within(t: float, start: float | None, end: float | None) -> bool:
+    return (start is None or t >= start) and (end is None or t < end)
+
+
+def _utc(ts: float | None) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts or 0.0, dt.UTC)
