@@ -62,6 +62,9 @@ __all__ = [
 T = TypeVar("T")
 
 HOUR: Final = 3600
+# 2020-04-01 00:00 Europe/London (BST): from then on a former partner's course of
+# conduct is recorded as stalking.
+STALKING_RULE_STARTS: Final = 1_585_695_600
 DEADLINE: Final = 24 * HOUR
 
 DEFECTS: Final = ("unrecorded", "late", "misclassified", "undercounted", "wrongly_cancelled")
@@ -694,6 +697,10 @@ def _compose(rng: random.Random, t: _Tables, t0: int, category: str, defect: str
     """Draw what the report discloses: victims, offences, qualifiers, later updates."""
     pool = defect if defect in ("misclassified", "undercounted") else "normal"
     variant = t.variants[(category, pool)](rng)
+    while variant.flaw == "former_partner_stalking_ignored" and t0 < STALKING_RULE_STARTS:
+        # Before the 2020 rule, harassment by a former partner was rightly recorded as 8L:
+        # that variant would be no defect at all.
+        variant = t.variants[(category, pool)](rng)
     offender = _ref(rng, "O") if rng.random() < variant.offender else None
     scene = _Scene(
         category=category,

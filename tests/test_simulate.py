@@ -495,3 +495,19 @@ def test_the_engine_flags_exactly_the_planted_defects(book: RuleBook) -> None:
         else:
             primary = PRIMARY.get(t.defect, set())
         assert primary <= findings, t
+
+
+def test_stalking_misclassification_is_only_planted_when_the_rule_applies() -> None:
+    from datetime import UTC, datetime
+
+    from cdi_stream.simulate import DefectRates, SimConfig, generate
+
+    config = SimConfig(
+        seed=5,
+        incidents=3000,
+        start=datetime(2019, 6, 3, 8, tzinfo=UTC),
+        defects=DefectRates(0.0, 0.0, 0.3, 0.0, 0.0),
+    )
+    details = {t.defect_detail for _, t in generate(config) if t is not None}
+    assert "former_partner_stalking_ignored" not in details
+    assert "injury_ignored" in details
