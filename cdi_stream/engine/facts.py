@@ -14,6 +14,7 @@ most one crime or closure) take no sorting and no throwaway containers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -325,48 +326,86 @@ def _subject(
         else:
             out.wakeups.extend(pending)
 
-    def details() -> Details:
-        codes = [d.offence_code for d in recordable_discs]
-        principal = view.offences.most_serious(codes) or (sorted(codes)[0] if codes else "")
-        warn_at = w2 if phase in ("warn_20", "overdue") else w1
-        closure_at_breach = view.closure_at(breach_at) if breach_at is not None else None
-        standing_codes = sorted({c.code for c in relevant if c.standing(now)})
-        context: dict[str, Any] = {
-            "subject_label": f"Victim {victim_ref}"
-            if victim_ref
-            else f"State-based offence {principal}",
-            "victim_ref": victim_ref or "",
-            "principal_code": principal or "unknown",
-            "reported_at": report.reported_at,
-            "clock_start": start,
-            "due_at": due,
-            "warn_at": warn_at,
-            "hours_elapsed": _hours(warn_at - start),
-            "breach_at": breach_at if breach_at is not None else due,
-            "closure_type": closure_at_breach.closure_type if closure_at_breach else "none",
-            "late_at": late_at if late_at is not None else now,
-            "hours_late": _hours((late_at - due) if late_at is not None else 0.0),
-            "missing_code": missing,
-            "recorded_codes": ", ".join(standing_codes) or "none",
-        }
-        evidence = {report.event_id, *(d.event_id for d in discs)}
-        evidence.update(c.crime.event_id for c in relevant)
-        if closure_at_breach is not None:
-            evidence.add(closure_at_breach.event_id)
-        last_closure = view.closure_at(now)
-        if discharged and last_closure is not None:
-            evidence.add(last_closure.event_id)
-        if rape:
-            evidence.update(n.event_id for n in view.state.n100s if n.has_rationale)
-        return Details(
-            context=context,
-            evidence=tuple(sorted(evidence)),
-            crime_ids=tuple(sorted(c.crime.crime_id for c in relevant)),
-            priority_codes=tuple(c for c in (principal, missing) if c),
-        )
-
+    # A partial rather than a closure: a closure over this many locals costs more to
+    # build than the fact itself, and most facts never need their details.
+    details = functools.partial(
+        _subject_details,
+        view,
+        victim_ref,
+        discs,
+        recordable_discs,
+        relevant,
+        rape,
+        (start, w1, w2, due),
+        phase,
+        now,
+        breach_at,
+        late_at,
+        missing,
+        discharged,
+    )
     return FactRow(
         "subject", key, fact, details, victim_ref, rape, due if recordable else None, optional
+    )
+
+
+def _subject_details(
+    view: CaseView,
+    victim_ref: str | None,
+    discs: list[DisclosureVersion],
+    recordable_discs: list[DisclosureVersion],
+    relevant: list[CrimeView],
+    rape: bool,
+    clock: tuple[float, float, float, float],
+    phase: str,
+    now: float,
+    breach_at: float | None,
+    late_at: float | None,
+    missing: str,
+    discharged: bool,
+) -> Details:
+    """What a flag on a subject carries, from what its fact was computed from;
+    ``clock`` is the clock start, both warning times and the deadline."""
+    report = view.state.report
+    assert report is not None
+    start, w1, w2, due = clock
+    codes = [d.offence_code for d in recordable_discs]
+    principal = view.offences.most_serious(codes) or (sorted(codes)[0] if codes else "")
+    warn_at = w2 if phase in ("warn_20", "overdue") else w1
+    closure_at_breach = view.closure_at(breach_at) if breach_at is not None else None
+    standing_codes = sorted({c.code for c in relevant if c.standing(now)})
+    context: dict[str, Any] = {
+        "subject_label": f"Victim {victim_ref}"
+        if victim_ref
+        else f"State-based offence {principal}",
+        "victim_ref": victim_ref or "",
+        "principal_code": principal or "unknown",
+        "reported_at": report.reported_at,
+        "clock_start": start,
+        "due_at": due,
+        "warn_at": warn_at,
+        "hours_elapsed": _hours(warn_at - start),
+        "breach_at": breach_at if breach_at is not None else due,
+        "closure_type": closure_at_breach.closure_type if closure_at_breach else "none",
+        "late_at": late_at if late_at is not None else now,
+        "hours_late": _hours((late_at - due) if late_at is not None else 0.0),
+        "missing_code": missing,
+        "recorded_codes": ", ".join(standing_codes) or "none",
+    }
+    evidence = {report.event_id, *(d.event_id for d in discs)}
+    evidence.update(c.crime.event_id for c in relevant)
+    if closure_at_breach is not None:
+        evidence.add(closure_at_breach.event_id)
+    last_closure = view.closure_at(now)
+    if discharged and last_closure is not None:
+        evidence.add(last_closure.event_id)
+    if rape:
+        evidence.update(n.event_id for n in view.state.n100s if n.has_rationale)
+    return Details(
+        context=context,
+        evidence=tuple(sorted(evidence)),
+        crime_ids=tuple(sorted(c.crime.crime_id for c in relevant)),
+        priority_codes=tuple(c for c in (principal, missing) if c),
     )
 
 
@@ -502,7 +541,7 @@ def _victim(
             "victim",
             "victim:" + ref,
             dict(_NO_CRIME),
-            lambda: _no_crime_details(view, ref, recordable, now),
+            functools.partial(_no_crime_details, view, ref, recordable, now),
             ref,
             rape,
         )
@@ -546,36 +585,63 @@ def _victim(
         "stalking_gap": stalking_gap,
     }
 
-    def details() -> Details:
-        used_q = sorted(
-            k
-            for k in q
-            if k in ("injury", "former_partner", "course_of_conduct") or k.startswith(HATE_PREFIX)
-        )
-        crime_ids = {c.crime.crime_id for c in crimes}
-        evidence = {d.event_id for d in discs} | {c.crime.event_id for c in crimes}
-        evidence.update(r.event_id for r in view.state.reclassifications if r.crime_id in crime_ids)
-        evidence.update(q[k][1] for k in used_q)
-        times = [d.at for d in discs] + [c.crime.at for c in crimes] + [q[k][0] for k in used_q]
-        all_disclosed = offences.most_serious(disclosed_codes)
-        fallback = sorted(recorded_codes)[0] if recorded_codes else "none"
-        context: dict[str, Any] = {
-            "subject_label": f"Victim {ref}",
-            "victim_ref": ref,
-            "recorded_code": recorded_p or fallback,
-            "disclosed_code": disclosed_p or "none",
-            "expected_code": corrected or "",
-            "qualifiers": ", ".join(used_q) or "none",
-            "since": max(times) if times else now,
-        }
-        return Details(
-            context=context,
-            evidence=tuple(sorted(evidence)),
-            crime_ids=tuple(sorted(c.crime.crime_id for c in standing)),
-            priority_codes=tuple(c for c in (all_disclosed, corrected) if c),
-        )
-
+    details = functools.partial(  # not a closure: see _subject
+        _victim_details,
+        view,
+        ref,
+        discs,
+        crimes,
+        standing,
+        disclosed_codes,
+        recorded_codes,
+        (disclosed_p, recorded_p, corrected),
+        now,
+    )
     return FactRow("victim", "victim:" + ref, fact, details, ref, rape)
+
+
+def _victim_details(
+    view: CaseView,
+    ref: str,
+    discs: list[DisclosureVersion],
+    crimes: list[CrimeView],
+    standing: list[CrimeView],
+    disclosed_codes: list[str],
+    recorded_codes: list[str],
+    codes: tuple[str | None, str | None, str | None],
+    now: float,
+) -> Details:
+    """What a classification flag on a victim carries; ``codes`` are the principal
+    disclosed and recorded codes compared and the code expected."""
+    disclosed_p, recorded_p, corrected = codes
+    q = view.state.qualifiers
+    used_q = sorted(
+        k
+        for k in q
+        if k in ("injury", "former_partner", "course_of_conduct") or k.startswith(HATE_PREFIX)
+    )
+    crime_ids = {c.crime.crime_id for c in crimes}
+    evidence = {d.event_id for d in discs} | {c.crime.event_id for c in crimes}
+    evidence.update(r.event_id for r in view.state.reclassifications if r.crime_id in crime_ids)
+    evidence.update(q[k][1] for k in used_q)
+    times = [d.at for d in discs] + [c.crime.at for c in crimes] + [q[k][0] for k in used_q]
+    all_disclosed = view.offences.most_serious(disclosed_codes)
+    fallback = sorted(recorded_codes)[0] if recorded_codes else "none"
+    context: dict[str, Any] = {
+        "subject_label": f"Victim {ref}",
+        "victim_ref": ref,
+        "recorded_code": recorded_p or fallback,
+        "disclosed_code": disclosed_p or "none",
+        "expected_code": corrected or "",
+        "qualifiers": ", ".join(used_q) or "none",
+        "since": max(times) if times else now,
+    }
+    return Details(
+        context=context,
+        evidence=tuple(sorted(evidence)),
+        crime_ids=tuple(sorted(c.crime.crime_id for c in standing)),
+        priority_codes=tuple(c for c in (all_disclosed, corrected) if c),
+    )
 
 
 def _any_hate(qualifiers: dict[str, list[Any]]) -> bool:
@@ -727,19 +793,26 @@ def _closure(
         "closure_type": latest.closure_type,
         "has_rationale": latest.has_rationale,
     }
-
-    def details() -> Details:
-        codes = [d.offence_code for ds in by_victim.values() for d in ds if not d.contrary]
-        codes += [d.offence_code for d in state_based if not d.contrary]
-        principal = view.offences.most_serious(codes)
-        context: dict[str, Any] = {
-            "closure_type": latest.closure_type,
-            "closing_code": latest.closing_code,
-            "at": latest.at,
-        }
-        return Details(context, (latest.event_id,), (), (principal,) if principal else ())
-
+    details = functools.partial(_closure_details, view, by_victim, state_based)
     return FactRow("closure", "closure", fact, details)
+
+
+def _closure_details(
+    view: CaseView,
+    by_victim: dict[str, list[DisclosureVersion]],
+    state_based: list[DisclosureVersion],
+) -> Details:
+    """What a flag on the latest closure carries."""
+    latest = view.closures[-1]
+    codes = [d.offence_code for ds in by_victim.values() for d in ds if not d.contrary]
+    codes += [d.offence_code for d in state_based if not d.contrary]
+    principal = view.offences.most_serious(codes)
+    context: dict[str, Any] = {
+        "closure_type": latest.closure_type,
+        "closing_code": latest.closing_code,
+        "at": latest.at,
+    }
+    return Details(context, (latest.event_id,), (), (principal,) if principal else ())
 
 
 def _const(details: Details) -> Callable[[], Details]:

@@ -144,11 +144,14 @@ class Cover:
     def __init__(self, intervals: list[tuple[float, float]]) -> None:
         if len(intervals) > 1:
             self.intervals = sorted([i for i in intervals if i[0] < i[1]])
+            self.starts = [s for s, _ in self.intervals]
         elif intervals and intervals[0][0] < intervals[0][1]:
-            self.intervals = intervals  # one interval: nothing to sort (the caller's list)
+            # One interval, the usual case once a crime is recorded: nothing to sort.
+            self.intervals = intervals
+            self.starts = [intervals[0][0]]
         else:
             self.intervals = []
-        self.starts = [s for s, _ in self.intervals]
+            self.starts = []
 
     def at(self, t: float) -> bool:
         for s, e in self.intervals:  # noqa: SIM110 - a loop avoids a generator per call
