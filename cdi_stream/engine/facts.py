@@ -244,6 +244,8 @@ def _subject(
     rape: bool,
     out: CaseFacts,
 ) -> FactRow:
+    """The recording clock of one subject (a victim, or one state-based disclosure):
+    is it owed a crime record, covered, breached, late; its deadlines go to ``out``."""
     report = view.state.report
     assert report is not None
     reported_at = report.reported_at
@@ -532,6 +534,8 @@ def _victim(
     recordable: list[DisclosureVersion],
     rape: bool,
 ) -> FactRow | None:
+    """One victim's classification: what is recorded against what was disclosed and
+    what the qualifiers call for. None when the victim has neither."""
     now = at.now
     crimes = view.crimes_of(ref)
     if not crimes:
