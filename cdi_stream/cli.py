@@ -17,6 +17,7 @@ from rich.table import Table
 from cdi_stream.rules.errors import RulesError, RuleValidationError
 
 if TYPE_CHECKING:
+    from cdi_stream.rules.book import RuleBook
     from cdi_stream.settings import Settings
 from cdi_stream.rules.loader import default_rules_dir
 
@@ -33,6 +34,8 @@ app.add_typer(schemas_app, name="schemas")
 
 err = Console(stderr=True, soft_wrap=True)
 
+StrictOption = Annotated[bool, typer.Option(help="Exit with status 1 if any line is rejected.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
 RulesDirOption = Annotated[
     Path | None,
     typer.Option("--rules", help="Rules directory (default: the shipped rules/)."),
@@ -49,7 +52,7 @@ def _parse_time(value: str) -> dt.datetime:
     return parsed
 
 
-def _load_book(directory: Path | None) -> object:
+def _load_book(directory: Path | None) -> RuleBook:
     from cdi_stream.rules.book import RuleBook
 
     try:
@@ -73,19 +76,15 @@ def replay(
         Path | None, typer.Option("--out", "-o", help="Write flag changes here (default: stdout).")
     ] = None,
     rules: RulesDirOption = None,
-    strict: Annotated[
-        bool, typer.Option(help="Exit with status 1 if any line is rejected.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    strict: StrictOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run the rules over a file of events with an event-time clock; print flag changes."""
     from cdi_stream.replay import LineError
     from cdi_stream.replay import replay as run_replay
-    from cdi_stream.rules.book import RuleBook
 
     until_at = _parse_time(until) if until else None
     book = _load_book(rules)
-    assert isinstance(book, RuleBook)
     with ExitStack() as stack:
         source, size = _open_events(events, stack)
         sink: BinaryIO = stack.enter_context(out.open("wb")) if out else sys.stdout.buffer
@@ -153,15 +152,12 @@ def report(
         ),
     ] = None,
     rules: RulesDirOption = None,
-    strict: Annotated[
-        bool, typer.Option(help="Exit with status 1 if any line is rejected.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    strict: StrictOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Estimate recording rates, timeliness and flag figures from events: an HTML report."""
     from cdi_stream.replay import LineError
     from cdi_stream.report import build_report, render_html
-    from cdi_stream.rules.book import RuleBook
 
     start = _parse_time(period_from) if period_from else None
     end = _parse_time(period_to) if period_to else None
@@ -170,7 +166,6 @@ def report(
             err.print(f"[red]error[/red] no such file: {path}", highlight=False)
             raise typer.Exit(2)
     book = _load_book(rules)
-    assert isinstance(book, RuleBook)
 
     def reject(error: LineError) -> None:
         if not quiet:
@@ -555,11 +550,9 @@ def rules_check(
     ] = None,
 ) -> None:
     """Validate rule files; report every problem with its file and rule id."""
-    from cdi_stream.rules.book import RuleBook
 
     target = directory or default_rules_dir()
     book = _load_book(target)
-    assert isinstance(book, RuleBook)
     rules = {r.id for e in book.editions for r in e.rules}
     editions = ", ".join(e.id for e in book.editions)
     book.close()

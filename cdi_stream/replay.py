@@ -83,16 +83,15 @@ def replay(
         except ContractError as exc:
             _reject(summary, LineError(number, exc.kind, exc.field, exc.message), on_error)
             continue
-        before = engine.stats["duplicate_events"]
+        if engine.is_duplicate(event):
+            summary.duplicates += 1
+            continue
         try:
             emit(engine.apply(event))
         except EngineError as exc:
             _reject(summary, LineError(number, "limit", None, str(exc)), on_error)
             continue
-        if engine.stats["duplicate_events"] > before:
-            summary.duplicates += 1
-        else:
-            summary.events += 1
+        summary.events += 1
     if until is not None:
         emit(engine.advance_to(until.timestamp(), inclusive=True))
     elif engine.now is not None:

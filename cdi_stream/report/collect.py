@@ -218,16 +218,15 @@ def _replay(
             while next_decision is not None and next_decision.decided_at.timestamp() < t:
                 _decide(engine, fold, next_decision)
                 next_decision = next(pending, None)
-            before = engine.stats["duplicate_events"]
+            if engine.is_duplicate(event):
+                counts.duplicates += 1
+                continue
             try:
                 fold.extend(engine.apply(event))
             except EngineError as exc:
                 _reject(counts, LineError(number, "limit", None, str(exc)), on_error)
                 continue
-            if engine.stats["duplicate_events"] > before:
-                counts.duplicates += 1
-            else:
-                counts.events += 1
+            counts.events += 1
     while next_decision is not None:
         _decide(engine, fold, next_decision)
         next_decision = next(pending, None)

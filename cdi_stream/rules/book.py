@@ -45,7 +45,6 @@ class CompiledRule:
     expected: tuple[tuple[str, str], ...]
     observed: tuple[tuple[str, str], ...]
     explanation: str
-    has_resolved_when: bool
     uses: frozenset[str]
     # The context fields in ``uses`` that are times, shown formatted; worked out once
     # here rather than on every flag raised.
@@ -173,7 +172,6 @@ def _compiled(doc: Any) -> CompiledRule:
         expected=tuple(sorted(doc.expected.items())),
         observed=tuple(sorted(doc.observed.items())),
         explanation=" ".join(doc.explanation.split()),
-        has_resolved_when=doc.resolved_when is not None,
         uses=uses,
         time_uses=tuple(sorted(uses & TIME_CONTEXT)),
     )
