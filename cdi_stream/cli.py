@@ -78,8 +78,16 @@ def replay(
     rules: RulesDirOption = None,
     strict: StrictOption = False,
     quiet: QuietOption = False,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics",
+            help="Write the run's Prometheus metrics to this file (text exposition format).",
+        ),
+    ] = None,
 ) -> None:
     """Run the rules over a file of events with an event-time clock; print flag changes."""
+    from cdi_stream.metrics import Metrics
     from cdi_stream.replay import LineError
     from cdi_stream.replay import replay as run_replay
 
@@ -103,11 +111,20 @@ def replay(
             if not quiet:
                 err.print(f"[yellow]rejected[/yellow] {error}", highlight=False, markup=True)
 
+        recorder = Metrics() if metrics is not None else None
         summary = run_replay(
-            source, book, out=sink, until=until_at, on_error=report, on_progress=advance
+            source,
+            book,
+            out=sink,
+            until=until_at,
+            on_error=report,
+            on_progress=advance,
+            metrics=recorder,
         )
         sink.flush()
     book.close()
+    if recorder is not None and metrics is not None:
+        recorder.write(metrics)
     if not quiet:
         _print_summary(summary)
     if strict and summary.rejected:
@@ -397,12 +414,12 @@ def worker(
 ) -> None:
     """Run a streaming worker (configuration from CDI_* variables; see `config`)."""
     from cdi_stream.broker import BrokerError
-    from cdi_stream.stream.worker import run_worker
+    from cdi_stream.stream.worker import MetricsPortInUse, run_worker
 
     settings = _settings()
     try:
         run_worker(settings, loglevel=loglevel)
-    except (BrokerError, RulesError) as exc:
+    except (BrokerError, RulesError, MetricsPortInUse) as exc:
         if isinstance(exc, RuleValidationError):
             for problem in exc.problems:
                 err.print(f"[red]error[/red] {problem}", highlight=False)

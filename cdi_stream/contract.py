@@ -10,6 +10,13 @@ Choices that are not obvious from the contract:
   objects are accepted too). Numbers are refused rather than read as epoch seconds, because a
   seconds/milliseconds mix-up would silently move a 24-hour deadline. Every timestamp is
   normalised to UTC so that equal instants compare and serialise identically.
+* Input timestamps must fall in the years 1900 to 2099 (UTC). RFC 3339 allows 0000 to
+  9999, but an instant near either end cannot be converted to UTC, or have a deadline or
+  retention period added to it, without leaving the range of a `datetime`; and the
+  engine keeps times as float seconds, which hold every microsecond exactly only up to
+  2**32 seconds either side of 1970 (years 1833 to 2106). No crime record is dated
+  outside the window, so such a value is a schema error, not a crash or a shifted
+  time. Output timestamps (a deadline computed from an input) are not bounded.
 * Booleans are strict: `"yes"` or `1` for `contrary_evidence` is a schema error,
   not a guess.
 * Every string and list is bounded, so one hostile message cannot exhaust memory in a
@@ -49,8 +56,10 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "EARLIEST_TIMESTAMP",
     "EVENT_TYPES",
     "KNOWN_QUALIFIERS",
+    "LATEST_TIMESTAMP",
     "ContractError",
     "CrimeCancelled",
     "CrimeReclassified",
@@ -87,14 +96,42 @@ def format_timestamp(value: datetime) -> str:
     return utc.isoformat() + "Z"
 
 
+EARLIEST_TIMESTAMP: Final = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP: Final = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def _utc(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
     if isinstance(value, int | float):  # bool is an int too
         raise PydanticCustomError("datetime_type", "timestamp must be an RFC 3339 string")
     parsed: datetime = handler(value)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise _out_of_range() from None
 
 
+def _utc_in_range(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    utc = _utc(value, handler)
+    if not EARLIEST_TIMESTAMP <= utc <= LATEST_TIMESTAMP:
+        raise _out_of_range()
+    return utc
+
+
+def _out_of_range() -> PydanticCustomError:
+    return PydanticCustomError(
+        "timestamp_range", "timestamp must be in the years 1900 to 2099 (UTC)"
+    )
+
+
+# Read from input: bounded, so that deadlines computed from it stay representable.
 Timestamp = Annotated[
+    AwareDatetime,
+    WrapValidator(_utc_in_range),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+# Written by the engine: a deadline may fall after the last input instant.
+OutputTimestamp = Annotated[
     AwareDatetime,
     WrapValidator(_utc),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
@@ -152,6 +189,7 @@ DeadLetterKind = Literal[
     "not_object",
     "incident_limit",
     "engine_error",
+    "future_event",
 ]
 
 KNOWN_QUALIFIERS: Final = frozenset(
@@ -429,9 +467,9 @@ class FlagChange(_Output):
     observed: dict[Annotated[str, _bounded(64)], Scalar] = Field(
         default_factory=dict, max_length=32
     )
-    due_at: Timestamp | None = None
-    event_time: Timestamp
-    emitted_at: Timestamp
+    due_at: OutputTimestamp | None = None
+    event_time: OutputTimestamp
+    emitted_at: OutputTimestamp
     explanation: Text
     evidence: list[EventId] = Field(default_factory=list, max_length=1000)
 
@@ -470,7 +508,7 @@ class DeadLetter(_Output):
     key: Annotated[str, _bounded(_MAX_PAYLOAD_CHARS)] | None = None
     value: Annotated[str, _bounded(_MAX_PAYLOAD_CHARS)]
     error: DeadLetterError
-    received_at: Timestamp
+    received_at: OutputTimestamp
 
     @classmethod
     def from_raw(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,12 @@ def _wait_for(log: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise RuntimeError(f"the worker did not start in {timeout:.0f}s; see {log}")
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def run_demo(
     *, incidents: int = 5000, rate: float = 40.0, speed: float = 3600.0, seed: int = 1
 ) -> int:
@@ -73,13 +80,20 @@ def run_demo(
         settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, profile="local")
         ensure_topics(settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDI_")}
+        metrics_port = _free_port()
         env.update(
-            CDI_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, CDI_PROFILE="local", CDI_CLOCK="hybrid"
+            CDI_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+            CDI_PROFILE="local",
+            CDI_CLOCK="hybrid",
+            CDI_METRICS_PORT=str(metrics_port),
+            # Event time runs far ahead of the wall clock on purpose.
+            CDI_MAX_EVENT_AHEAD_SECONDS="0",
         )
         worker = _spawn(["worker"], env, logs / "worker.log")
         stack.callback(_stop, worker)
         console.print("starting a worker...", highlight=False)
         _wait_for(logs / "worker.log", worker, timeout=90)
+        console.print(f"metrics on http://127.0.0.1:{metrics_port}/metrics", highlight=False)
         simulator = _spawn(
             [
                 "simulate",

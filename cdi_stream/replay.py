@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from cdi_stream.contract import ContractError, FlagChange, parse_incident_event
 from cdi_stream.engine import Engine, EngineConfig, EngineError
+from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 
 
@@ -60,12 +61,20 @@ def replay(
     on_error: Callable[[LineError], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     max_line_bytes: int = 1_048_576,
+    metrics: Metrics | None = None,
 ) -> ReplaySummary:
-    """Run every line through the engine; bad lines are reported and skipped."""
-    engine = Engine(book, config=config)
+    """Run every line through the engine; bad lines are reported and skipped.
+
+    With ``metrics``, the replay counts what a worker would (rejected lines as dead
+    letters), so the metrics of a stream can be checked without a broker."""
+    engine = Engine(book, config=config, observer=metrics)
     summary = ReplaySummary()
+    if metrics is not None:
+        metrics.rules_loaded_now([e.id for e in book.editions], book.content_hash)
 
     def emit(changes: list[FlagChange]) -> None:
+        if metrics is not None:
+            metrics.flags_changed(changes)
         for change in changes:
             summary.flag_changes += 1
             summary.final_status[change.flag_id] = (change.finding, change.status)
@@ -82,6 +91,8 @@ def replay(
             event = parse_incident_event(raw, max_bytes=max_line_bytes)
         except ContractError as exc:
             _reject(summary, LineError(number, exc.kind, exc.field, exc.message), on_error)
+            if metrics is not None:
+                metrics.dead_letter(exc.kind)
             continue
         if engine.is_duplicate(event):
             summary.duplicates += 1
@@ -89,9 +100,13 @@ def replay(
         try:
             emit(engine.apply(event))
         except EngineError as exc:
-            _reject(summary, LineError(number, "limit", None, str(exc)), on_error)
+            _reject(summary, LineError(number, "incident_limit", None, str(exc)), on_error)
+            if metrics is not None:
+                metrics.dead_letter("incident_limit")
             continue
         summary.events += 1
+        if metrics is not None:
+            metrics.consumed(event.event_type)
     if until is not None:
         emit(engine.advance_to(until.timestamp(), inclusive=True))
     elif engine.now is not None:

@@ -176,12 +176,40 @@ class Settings(BaseSettings):
         ge=1,
         description="Bounds one incident's state so a runaway source cannot exhaust memory.",
     )
+    max_parties_per_incident: int = Field(
+        EngineConfig().max_parties_per_incident,
+        ge=1,
+        description="Bounds the disclosure versions plus victims of one incident, so that no "
+        "source can make an incident's evaluation slow enough to stall its partition.",
+    )
     rules_dir: Path | None = Field(None, description="Unset: the rules shipped with the package.")
+    rules_reload_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often a worker checks the rules directory for changes (0: only on "
+        "SIGHUP). A changed directory is validated and compiled before it replaces the rules.",
+    )
+    fetch_max_wait_ms: int | None = Field(
+        None,
+        ge=0,
+        le=30_000,
+        description="How long a worker's fetch may wait for data. Unset: 500 in production "
+        "(Kafka answers a fetch as soon as data arrives, so this only bounds idle polls); "
+        "1500 in the local profile, faust's own value: the local broker holds every fetch "
+        "for the whole wait, and with short waits its consumers fell behind for good.",
+    )
+    max_event_ahead_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="An event dated further than this ahead of the wall clock goes to the "
+        "dead-letter topic as future_event, so a wrong date cannot fire every deadline "
+        "(0: no bound, for compressed-time demos).",
+    )
 
-    metrics_host: str = Field(
-        "0.0.0.0",
-        description="All interfaces, because Prometheus scrapes a container from outside it; "
-        "use 127.0.0.1 on a shared host.",
+    metrics_host: str | None = Field(
+        None,
+        description="Unset: 127.0.0.1 in the local profile; all interfaces (0.0.0.0) in "
+        "production, because Prometheus scrapes a container from outside it.",
     )
     metrics_port: int = Field(9108, ge=0, le=65535, description="0 turns the endpoint off.")
     web_host: str = Field(
@@ -299,6 +327,17 @@ class Settings(BaseSettings):
         """Every topic the service reads or writes, to create them before faust starts."""
         return [self.topic_incidents, self.topic_decisions, self.topic_review, self.topic_dlq]
 
+    def fetch_wait_ms(self) -> int:
+        if self.fetch_max_wait_ms is not None:
+            return self.fetch_max_wait_ms
+        return 1500 if self.profile == "local" else 500
+
+    def metrics_address(self) -> str:
+        """Where the metrics endpoint listens: loopback unless production asks otherwise."""
+        if self.metrics_host:
+            return self.metrics_host
+        return "127.0.0.1" if self.profile == "local" else "0.0.0.0"
+
     def engine_config(self) -> EngineConfig:
         """The engine works in seconds; people configure hours and days."""
         return EngineConfig(
@@ -307,6 +346,7 @@ class Settings(BaseSettings):
             deadline=self.deadline_hours * HOUR,
             retention=self.retention_days * DAY,
             max_events_per_incident=self.max_events_per_incident,
+            max_parties_per_incident=self.max_parties_per_incident,
         )
 
     def ssl_context(self) -> ssl.SSLContext | None:

@@ -87,7 +87,8 @@ def test_defaults_are_the_production_ones() -> None:
     assert (settings.first_warning_hours, settings.second_warning_hours) == (12, 20)
     assert (settings.deadline_hours, settings.retention_days) == (24, 30)
     assert settings.rules_dir is None
-    assert (settings.metrics_host, settings.metrics_port) == ("0.0.0.0", 9108)
+    assert (settings.metrics_address(), settings.metrics_port) == ("0.0.0.0", 9108)
+    assert (settings.rules_reload_seconds, settings.max_event_ahead_seconds) == (10, 3600)
     assert (settings.web_host, settings.web_port) == ("127.0.0.1", 6066)
     assert settings.max_message_bytes == 1_048_576
     assert settings.security_protocol == "PLAINTEXT"
@@ -517,3 +518,9 @@ def test_mistyped_variables_are_listed() -> None:
     assert unknown_env_vars(environ) == ["CDI_PARTITION (did you mean CDI_PARTITIONS?)", "CDI_ZZZ"]
     text = render_config(load_settings(), environ=environ)
     assert "# ignored, not a setting: CDI_PARTITION (did you mean CDI_PARTITIONS?)" in text
+
+
+def test_metrics_bind_to_loopback_in_the_local_profile() -> None:
+    assert load_settings(profile="local").metrics_address() == "127.0.0.1"
+    assert load_settings(profile="production").metrics_address() == "0.0.0.0"
+    assert load_settings(profile="local", metrics_host="0.0.0.0").metrics_address() == "0.0.0.0"

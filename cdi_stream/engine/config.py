@@ -17,6 +17,10 @@ class EngineConfig:
     deadline: float = 24 * HOUR
     retention: float = 30 * DAY
     max_events_per_incident: int = 2_000
+    # Disclosure versions plus victims an incident may hold. Every event re-evaluates the
+    # whole incident, so without this bound one source could make each event of an
+    # incident cost seconds and stall its partition.
+    max_parties_per_incident: int = 400
 
     def __post_init__(self) -> None:
         if not 0 < self.first_warning < self.second_warning < self.deadline:
@@ -25,3 +29,5 @@ class EngineConfig:
             raise ValueError("retention must be positive")
         if self.max_events_per_incident < 1:
             raise ValueError("max_events_per_incident must be at least 1")
+        if self.max_parties_per_incident < 1:
+            raise ValueError("max_parties_per_incident must be at least 1")

@@ -14,6 +14,7 @@ events at t (on the next advance past t, or an inclusive advance to t).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,11 @@ from cdi_stream.contract import (
 )
 from cdi_stream.engine.config import EngineConfig
 from cdi_stream.engine.deadlines import DeadlineIndex, HeapDeadlines
-from cdi_stream.engine.facts import Moment, case_facts
+from cdi_stream.engine.facts import FactRow, Moment, case_facts, first_recorded_at
 from cdi_stream.engine.flags import Desired, reconcile, withdraw
 from cdi_stream.engine.flags import _message as message_for
 from cdi_stream.engine.intake import absorb
+from cdi_stream.engine.observe import EngineObserver
 from cdi_stream.engine.priority import NOT_RECORDED, priority
 from cdi_stream.engine.state import CaseState
 from cdi_stream.engine.store import CaseStore, MemoryStore
@@ -65,8 +67,10 @@ class Engine:
         config: EngineConfig | None = None,
         offences: OffenceTable | None = None,
         wall_clock: Callable[[], float] | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.book = book
+        self.observer = observer
         self.store: CaseStore = store if store is not None else MemoryStore()
         self.deadlines: DeadlineIndex = deadlines if deadlines is not None else HeapDeadlines()
         self.config = config or EngineConfig()
@@ -75,9 +79,14 @@ class Engine:
         self.now: float | None = None
         self._inclusive = False
         self.stats: Counter[str] = Counter()
-        self._raise_status: dict[str, str] = {
-            r.id: r.raise_status for e in book.editions for r in e.rules
-        }
+        self._raise_status: dict[str, str] = {}
+        self.use_rules(book)
+
+    def use_rules(self, book: RuleBook) -> None:
+        """Evaluate with ``book`` from now on. Flags already raised keep the edition
+        they were raised under until their incident is next evaluated."""
+        self.book = book
+        self._raise_status = {r.id: r.raise_status for e in book.editions for r in e.rules}
 
     # -- entry points -------------------------------------------------------------
 
@@ -98,6 +107,17 @@ class Engine:
                 f"incident has {len(case.seen)} events, the limit is "
                 f"{self.config.max_events_per_incident}"
             )
+        if case is not None and isinstance(event, IncidentReported | IncidentUpdated):
+            added = len(event.disclosures) + len(
+                event.victims if isinstance(event, IncidentReported) else event.victims_added
+            )
+            held = len(case.disclosures) + len(case.victims)
+            if held + added > self.config.max_parties_per_incident:
+                self.stats["rejected_events"] += 1
+                raise IncidentLimitExceeded(
+                    f"incident would hold {held + added} disclosures and victims, the limit "
+                    f"is {self.config.max_parties_per_incident}"
+                )
         out = self.advance_to(t, inclusive=False) if self.now is None or t > self.now else []
         case = self.store.get(event.incident_id) or CaseState(event.incident_id)
         self.stats["events"] += 1
@@ -125,6 +145,8 @@ class Engine:
             if at >= self._drop_time(case):
                 self.store.delete(incident_id)
                 self.stats["incidents_dropped"] += 1
+                if self.observer is not None:
+                    self.observer.dropped(incident_id)
                 continue
             out.extend(self._evaluate(case, Moment(at, True)))
             self.store.put(case)
@@ -179,6 +201,18 @@ class Engine:
     # -- evaluation ---------------------------------------------------------------
 
     def _evaluate(self, case: CaseState, at: Moment) -> list[FlagChange]:
+        observer = self.observer
+        if observer is None:
+            return self._evaluate_case(case, at)
+        started = time.perf_counter()
+        before = dict(case.deadlines)
+        changes = self._evaluate_case(case, at)
+        observer.evaluated(time.perf_counter() - started)
+        if case.deadlines != before:
+            observer.open_deadlines(case.incident_id, tuple(case.deadlines.values()))
+        return changes
+
+    def _evaluate_case(self, case: CaseState, at: Moment) -> list[FlagChange]:
         self.stats["evaluations"] += 1
         report = case.report
         edition = self.book.edition_for(report.reported_at) if report is not None else None
@@ -194,6 +228,8 @@ class Engine:
         qualifiers = case.qualifiers
         wakeups = facts.wakeups
         for row in facts.rows:
+            if row.scope == "subject":
+                self._track_deadline(case, view, row, at)
             rules = edition.by_scope.get(row.scope)
             if not rules:
                 continue
@@ -234,6 +270,43 @@ class Engine:
         self.stats["flag_changes"] += len(changes)
         self._schedule(case, wakeups)
         return changes
+
+    def _track_deadline(self, case: CaseState, view: CaseView, row: FactRow, at: Moment) -> None:
+        """Keep the subject's open deadline in the case, and report its outcome (first
+        recorded, in time or late; or deadline breached) once."""
+        fact = row.fact
+        subject = row.subject
+        due = row.due_at
+        deadlines = case.deadlines
+        if not fact["recordable"] or due is None:
+            deadlines.pop(subject, None)
+            return
+        if fact["covered"] or fact["late"]:
+            deadlines.pop(subject, None)
+            key = "recorded:" + subject
+            if key in case.counted:
+                return
+            details = row.details()
+            first = first_recorded_at(view, details, row.rape)
+            if first is None:
+                return
+            case.counted.add(key)
+            if self.observer is not None:
+                start = float(details.context.get("clock_start", due))
+                in_time = first <= due and not fact["late"]
+                self.observer.recorded(max(0.0, first - start), in_time)
+            return
+        if fact["discharged"]:
+            deadlines.pop(subject, None)
+        elif not at.passed(due):
+            deadlines[subject] = due
+        else:
+            deadlines.pop(subject, None)
+            key = "breached:" + subject
+            if key not in case.counted:
+                case.counted.add(key)
+                if self.observer is not None:
+                    self.observer.breached()
 
     def _schedule(self, case: CaseState, wakeups: list[float]) -> None:
         wake: float | None = min([*wakeups, self._drop_time(case)])

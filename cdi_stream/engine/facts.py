@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdi_stream.engine.config import EngineConfig
+from cdi_stream.engine.intake import FREE_TEXT_REASON
 from cdi_stream.engine.state import DisclosureVersion
 from cdi_stream.engine.timeline import (
     INF,
@@ -742,7 +743,8 @@ def _cancellations(view: CaseView) -> list[FactRow]:
         )
         problems = []
         if c.reason not in VALID_REASONS:
-            problems.append(f"reason {c.reason} is not one of C1-C5")
+            shown = "given as free text" if c.reason == FREE_TEXT_REASON else c.reason
+            problems.append(f"reason {shown} is not one of C1-C5")
         if c.reason == "C2" and not c.has_avi:
             problems.append("C2 without additional verifiable information")
         if restricted and c.role not in ("ddm", "fcr"):
@@ -826,3 +828,17 @@ def _const(details: Details) -> Callable[[], Details]:
 def _hours(seconds: float) -> str:
     hours = seconds / 3600.0
     return f"{hours:.0f}" if hours == int(hours) else f"{hours:.1f}"
+
+
+def first_recorded_at(view: CaseView, details: Details, rape: bool) -> float | None:
+    """When a subject was first recorded: its earliest crime that was not cancelled at
+    once, or for rape also an N100 with a rationale. Timeliness is judged from this."""
+    crimes = view.crime_by_id
+    starts = [
+        c.crime.at
+        for cid in details.crime_ids
+        if (c := crimes.get(cid)) and c.crime.at < c.cancelled_at
+    ]
+    if rape:
+        starts.extend(view.n100_times)
+    return min(starts) if starts else None

@@ -8,6 +8,7 @@ is never stored or copied into a flag.
 from __future__ import annotations
 
 import bisect
+import re
 from typing import Any
 
 from cdi_stream.contract import (
@@ -34,6 +35,18 @@ from cdi_stream.engine.state import (
 
 def has_text(value: str | None) -> bool:
     return bool(value and value.strip())
+
+
+FREE_TEXT_REASON = "free text"
+_REASON_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
+
+
+def reason_code(reason: str) -> str:
+    """A cancellation reason as the engine keeps it: a code as given (``C1``..``C5`` are
+    valid, any other code is itself a finding), or ``free text``. A source that sends a
+    sentence instead of a code may have put a name in it, and flags and state carry
+    pseudonymous references only."""
+    return reason if _REASON_CODE.fullmatch(reason) else FREE_TEXT_REASON
 
 
 def absorb(state: CaseState, event: IncidentEvent) -> None:
@@ -86,7 +99,7 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             event.event_id,
             at,
             event.crime_id,
-            event.reason,
+            reason_code(event.reason),
             has_text(event.avi),
             event.authoriser_role,
             event.victim_informed,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cdi_stream.engine.core import Engine
-from cdi_stream.engine.facts import FactRow, Moment, case_facts
+from cdi_stream.engine.facts import FactRow, Moment, case_facts, first_recorded_at
 from cdi_stream.engine.state import CaseState
 from cdi_stream.engine.timeline import CaseView
 from cdi_stream.offences import OffenceTable
@@ -244,9 +244,6 @@ def _subject(
     details = row.details()
     context = details.context
     crimes = [view.crime_by_id[c] for c in details.crime_ids if c in view.crime_by_id]
-    starts = [c.crime.at for c in crimes if c.crime.at < c.cancelled_at]
-    if row.rape:
-        starts.extend(view.n100_times)
     principal = str(context.get("principal_code", "")) or None
     if principal == "unknown":
         principal = None
@@ -274,7 +271,7 @@ def _subject(
         validly_cancelled=validly_cancelled,
         pending=not covered and due_at is not None and not at.passed(due_at),
         late=bool(fact["late"]),
-        first_recorded_at=min(starts) if starts else None,
+        first_recorded_at=first_recorded_at(view, details, row.rape),
         principal_code=principal,
         categories=_categories(view.offences, principal, row.rape, qualifiers),
     )

@@ -116,6 +116,10 @@ class CaseState:
     flags: dict[str, FlagRecord] = field(default_factory=dict)
     last_event_at: float = 0.0
     wakeup: float | None = None
+    # Open recording deadlines by subject, and the outcomes already reported to an
+    # observer ("recorded:<subject>", "breached:<subject>"), so each is reported once.
+    deadlines: dict[str, float] = field(default_factory=dict)
+    counted: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; ``from_dict`` restores an equal state."""
@@ -134,6 +138,8 @@ class CaseState:
             "flags": [_row(f) for f in self.flags.values()],
             "last_event_at": self.last_event_at,
             "wakeup": self.wakeup,
+            "deadlines": dict(sorted(self.deadlines.items())),
+            "counted": sorted(self.counted),
         }
 
     @classmethod
@@ -156,6 +162,8 @@ class CaseState:
             flags={f"{f.rule_id}|{f.subject}": f for f in flags},
             last_event_at=float(data.get("last_event_at", 0.0)),
             wakeup=data.get("wakeup"),
+            deadlines={k: float(v) for k, v in data.get("deadlines", {}).items()},
+            counted=set(data.get("counted", [])),
         )
 
 

@@ -224,7 +224,7 @@ def _replay(
             try:
                 fold.extend(engine.apply(event))
             except EngineError as exc:
-                _reject(counts, LineError(number, "limit", None, str(exc)), on_error)
+                _reject(counts, LineError(number, "incident_limit", None, str(exc)), on_error)
                 continue
             counts.events += 1
     while next_decision is not None:

@@ -2,7 +2,7 @@
 
 Everything here is plumbing. Rule logic lives in the engine; this module only decodes
 messages, feeds them to the engine with the right clock, sends what the engine
-returns, and keeps the engine's state in changelog-backed tables.
+returns, keeps the engine's state in changelog-backed tables and counts what it did.
 
 Semantics and limits:
 
@@ -12,18 +12,29 @@ Semantics and limits:
   already have, so a message lost in the crash reaches the review topic after all.
   After a rebalance or restart every flag of the partitions taken over is republished
   the same way (deadline firings are not tied to an input offset).
-* Time. ``hybrid``: a timer moves the engine to the later of the wall clock and the
-  highest event time seen, so deadlines fire on time when no events arrive and a
+* Time. Each input partition has its own engine clock, driven by that partition's
+  event-time watermark (the latest event time seen on it): event time running ahead
+  on one partition never fires deadlines of incidents on another that is still
+  catching up. ``hybrid``: a timer moves every partition's clock to the later of the
+  wall clock and its watermark, so deadlines fire on time when no events arrive and a
   stream with compressed event time still drives them. ``event``: only event time
-  moves the clock (replays). One clock per worker: event time seen on any of its
-  partitions advances deadlines on all of them.
+  moves a clock (replays).
+* An incident belongs to the partition Kafka's default (murmur2) partitioner gives
+  its id; producers must key events by ``incident_id`` with that partitioner (the
+  Java client's and kafka-python's default; librdkafka's is ``murmur2_random``).
 * Bad input never stops a worker: it goes to the dead letter topic with the original
-  bytes and a structured reason.
+  bytes and a structured reason. So does an event dated more than
+  ``max_event_ahead_seconds`` ahead of the wall clock, which would otherwise move its
+  partition's clock past every open deadline.
+* Rules are reloaded between events when the rules directory changes (see
+  ``cdi_stream.rules.reload``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,10 +51,13 @@ from cdi_stream.contract import (
     parse_decision,
     parse_incident_event,
 )
-from cdi_stream.engine import Engine, EngineError, UnknownFlag
+from cdi_stream.engine import Engine, EngineError, HeapDeadlines, UnknownFlag
+from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
+from cdi_stream.rules.reload import ReloadResult, RulesReloader
 from cdi_stream.settings import Settings
-from cdi_stream.stream.tables import PartitionedDeadlines, TableStore, partition_for
+from cdi_stream.stream.tables import TableStore, partition_for
+from cdi_stream.stream.transport import low_latency_app
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +72,53 @@ def changelog_topic(settings: Settings) -> str:
 
 @dataclass
 class Shell:
-    """The state the agents share: one engine per worker, and its clock inputs."""
+    """What the agents share: one engine per owned partition over one case table."""
 
     settings: Settings
-    engine: Engine
+    book: RuleBook
     store: TableStore
-    deadlines: PartitionedDeadlines
+    metrics: Metrics = field(default_factory=Metrics)
     send_review: Callable[[FlagChange], Awaitable[None]] | None = None
     send_dlq: Callable[[DeadLetter], Awaitable[None]] | None = None
-    watermark: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
+    wall_clock: Callable[[], float] = time.time
+    engines: dict[int, Engine] = field(default_factory=dict)
+    watermarks: dict[int, float] = field(default_factory=dict)
 
-    def count(self, name: str, n: int = 1) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
+    def partition_of(self, incident_id: str) -> int:
+        return partition_for(incident_id, self.settings.partitions)
+
+    def engine_for(self, partition: int) -> Engine:
+        engine = self.engines.get(partition)
+        if engine is None:
+            engine = self.engines[partition] = Engine(
+                self.book,
+                store=self.store,
+                deadlines=HeapDeadlines(),
+                config=self.settings.engine_config(),
+                wall_clock=self.wall_clock,
+                observer=self.metrics,
+            )
+            if self.settings.clock == "hybrid":
+                # Start at the wall clock, as the timer would: an event that arrives
+                # before the first tick must be judged at the same moment as one after.
+                # Nothing is scheduled yet, so nothing fires.
+                start = max(self.watermarks.get(partition, 0.0), self.wall_clock())
+                engine.advance_to(start, inclusive=True)
+        return engine
+
+    def now(self) -> float | None:
+        """The earliest partition clock: what every owned partition has reached."""
+        clocks = [e.now for e in self.engines.values() if e.now is not None]
+        return min(clocks) if clocks else None
 
     async def on_incident(
-        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        published_at: float | None = None,
     ) -> None:
         raw = value or b""
         try:
@@ -81,14 +126,23 @@ class Shell:
         except ContractError as exc:
             await self.dead_letter(key, raw, exc.to_dead_letter_error(), topic, partition, offset)
             return
-        self.count("events")
-        if self.engine.is_duplicate(event):
-            self.count("duplicates")
-            await self.publish(self.engine.current_flags(event.incident_id))
+        t = event.occurred_at.timestamp()
+        ahead = self.settings.max_event_ahead_seconds
+        if ahead and t > self.wall_clock() + ahead:
+            error = DeadLetterError(
+                kind="future_event",
+                field="occurred_at",
+                message=f"more than {ahead:g} s ahead of the wall clock",
+            )
+            await self.dead_letter(key, raw, error, topic, partition, offset)
             return
-        self.watermark = max(self.watermark, event.occurred_at.timestamp())
+        p = self.partition_of(event.incident_id)
+        engine = self.engine_for(p)
+        if engine.is_duplicate(event):
+            await self.publish(engine.current_flags(event.incident_id), new=False)
+            return
         try:
-            changes = self.engine.apply(event)
+            changes = engine.apply(event)
         except EngineError as exc:
             error = DeadLetterError(kind="incident_limit", field=None, message=str(exc))
             await self.dead_letter(key, raw, error, topic, partition, offset)
@@ -98,15 +152,25 @@ class Shell:
             error = DeadLetterError(kind="engine_error", field=None, message=repr(exc)[:500])
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
-        await self.publish(changes)
+        self.metrics.consumed(event.event_type)
+        if t > self.watermarks.get(p, 0.0):
+            self.watermarks[p] = t
+            self.metrics.watermark(p, t)
+        await self.publish(changes, new=True, published_at=published_at)
 
     async def on_decision(
-        self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        published_at: float | None = None,
     ) -> None:
         raw = value or b""
         try:
             decision = parse_decision(raw, max_bytes=self.settings.max_message_bytes)
-            changes = self.engine.decide(decision)
+            changes = self.engine_for(self.partition_of(decision.incident_id)).decide(decision)
         except ContractError as exc:
             await self.dead_letter(key, raw, exc.to_dead_letter_error(), topic, partition, offset)
             return
@@ -114,31 +178,40 @@ class Shell:
             error = DeadLetterError(kind="unknown_flag", field="flag_id", message=str(exc))
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
-        self.count("decisions")
-        await self.publish(changes)
+        self.metrics.consumed("ddm_decision")
+        await self.publish(changes, new=True, published_at=published_at)
 
     async def tick(self) -> None:
-        """Fire what is due: by the wall clock (hybrid) or by event time alone."""
-        target = self.watermark
-        if self.settings.clock == "hybrid":
-            target = max(target, time.time())
-        if target <= 0:
-            return
-        try:
-            changes = self.engine.advance_to(target, inclusive=True)
-        except Exception:  # keep the timer alive: the next tick retries
-            log.exception("firing deadlines up to %s failed", target)
-            self.count("tick_errors")
-            return
-        await self.publish(changes)
+        """Fire what is due on each partition: by its watermark, and in ``hybrid`` also
+        by the wall clock."""
+        wall = self.wall_clock() if self.settings.clock == "hybrid" else 0.0
+        for p, engine in list(self.engines.items()):
+            target = max(self.watermarks.get(p, 0.0), wall)
+            if target <= 0:
+                continue
+            try:
+                changes = engine.advance_to(target, inclusive=True)
+            except Exception:  # keep the timer alive: the next tick retries
+                log.exception("firing deadlines of partition %s up to %s failed", p, target)
+                continue
+            await self.publish(changes, new=True)
 
-    async def publish(self, changes: list[FlagChange]) -> None:
+    async def publish(
+        self, changes: list[FlagChange], *, new: bool, published_at: float | None = None
+    ) -> None:
+        """Send flag changes; ``new`` ones are counted, republished ones are not.
+        ``published_at`` is when the event that caused them was published."""
         if not changes:
             return
+        if new:
+            # Counted before the first await: the engine computed these changes in
+            # order, and another agent or the timer may publish later ones meanwhile.
+            self.metrics.flags_changed(changes)
         assert self.send_review is not None
         for change in changes:
             await self.send_review(change)
-        self.count("flag_changes", len(changes))
+        if published_at:
+            self.metrics.published(published_at)
 
     async def dead_letter(
         self,
@@ -149,7 +222,7 @@ class Shell:
         partition: int,
         offset: int,
     ) -> None:
-        self.count(f"dlq.{error.kind}")
+        self.metrics.dead_letter(error.kind)
         letter = DeadLetter.from_raw(
             key=key,
             value=value,
@@ -163,28 +236,56 @@ class Shell:
         await self.send_dlq(letter)
 
     def rebuild(self, active: set[int]) -> list[FlagChange]:
-        """After recovery: rebuild the deadline heaps of the partitions this worker owns
-        and collect their flags for republishing."""
+        """After recovery: fresh engines for the partitions this worker owns, their
+        deadline heaps and watermarks rebuilt from the table, and their flags collected
+        for republishing."""
         self.store.forget_cache()
-        self.deadlines.keep_only(active)
+        self.engines = {}
+        self.watermarks = {p: t for p, t in self.watermarks.items() if p in active}
         republish: list[FlagChange] = []
+        deadlines: list[tuple[str, tuple[float, ...]]] = []
         for incident_id in self.store:
-            if partition_for(incident_id, self.settings.partitions) not in active:
+            p = self.partition_of(incident_id)
+            if p not in active:
                 continue
             state = self.store.get(incident_id)
             if state is None:
                 continue
-            self.deadlines.schedule(incident_id, state.wakeup)
-            self.watermark = max(self.watermark, state.last_event_at)
-            republish.extend(self.engine.current_flags(incident_id))
+            engine = self.engine_for(p)
+            engine.deadlines.schedule(incident_id, state.wakeup)
+            if state.last_event_at > self.watermarks.get(p, 0.0):
+                self.watermarks[p] = state.last_event_at
+            republish.extend(engine.current_flags(incident_id))
+            if state.deadlines:
+                deadlines.append((incident_id, tuple(state.deadlines.values())))
+        for p in active:
+            self.engine_for(p)
+            if p in self.watermarks:
+                self.metrics.watermark(p, self.watermarks[p])
+        self.metrics.reset_state(republish, deadlines, active)
         return republish
 
+    def use_rules(self, book: RuleBook) -> None:
+        """Swap in a new rule book between two events (see ``RulesReloader``)."""
+        self.book = book
+        for engine in self.engines.values():
+            engine.use_rules(book)
+        self.announce_rules()
 
-def build_app(settings: Settings, book: RuleBook) -> tuple[faust.App, Shell]:
-    """A faust app wired to one engine; the caller runs it with a worker."""
+    def announce_rules(self) -> None:
+        self.metrics.rules_loaded_now([e.id for e in self.book.editions], self.book.content_hash)
+
+    def reload_result(self, result: ReloadResult) -> None:
+        self.metrics.rules_reloads.labels("ok" if result.outcome == "reloaded" else "error").inc()
+
+
+def build_app(
+    settings: Settings, book: RuleBook, metrics: Metrics | None = None
+) -> tuple[faust.App, Shell]:
+    """A faust app wired to the engines; the caller runs it with a worker."""
     options = settings.faust_settings()
     options.setdefault("web_enabled", False)
-    app = faust.App(**options)
+    app = low_latency_app(settings.fetch_wait_ms(), **options)
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
@@ -203,16 +304,12 @@ def build_app(settings: Settings, book: RuleBook) -> tuple[faust.App, Shell]:
         key_type=bytes,
         use_partitioner=True,
     )
-    deadlines = PartitionedDeadlines(settings.partitions)
-    store = TableStore(table)
-    engine = Engine(
-        book,
-        store=store,
-        deadlines=deadlines,
-        config=settings.engine_config(),
-        wall_clock=time.time,
+    shell = Shell(settings, book, TableStore(table), metrics or Metrics())
+    shell.metrics.cases_held = shell.store.__len__
+    shell.announce_rules()
+    reloader = RulesReloader(
+        book.source.directory, book, on_swap=shell.use_rules, on_result=shell.reload_result
     )
-    shell = Shell(settings, engine, store, deadlines)
 
     async def send_review(change: FlagChange) -> None:
         await review.send(key=change.incident_id.encode(), value=change.to_json_bytes())
@@ -227,17 +324,28 @@ def build_app(settings: Settings, book: RuleBook) -> tuple[faust.App, Shell]:
     async def process_incidents(stream: Any) -> None:
         async for event in stream.events():
             m = event.message
-            await shell.on_incident(m.key, m.value, m.topic, m.partition, m.offset)
+            await shell.on_incident(m.key, m.value, m.topic, m.partition, m.offset, m.timestamp)
 
     @app.agent(decisions, name="cdi-decisions")
     async def process_decisions(stream: Any) -> None:
         async for event in stream.events():
             m = event.message
-            await shell.on_decision(m.key, m.value, m.topic, m.partition, m.offset)
+            await shell.on_decision(m.key, m.value, m.topic, m.partition, m.offset, m.timestamp)
 
     @app.timer(interval=TICK_SECONDS)  # type: ignore[untyped-decorator]
     async def fire_deadlines() -> None:
         await shell.tick()
+
+    if settings.rules_reload_seconds > 0:
+
+        @app.timer(interval=settings.rules_reload_seconds)  # type: ignore[untyped-decorator]
+        async def poll_rules() -> None:
+            reloader.check()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def reload_on_sighup() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reloader.check)
 
     @table.on_recover
     async def recovered() -> None:
@@ -246,7 +354,11 @@ def build_app(settings: Settings, book: RuleBook) -> tuple[faust.App, Shell]:
             for tp in app.assignor.assigned_actives()
             if tp.topic == settings.topic_incidents
         }
-        await shell.publish(shell.rebuild(active))
-        log.info("cases recovered: %d partitions, %d deadlines", len(active), len(deadlines))
+        await shell.publish(shell.rebuild(active), new=False)
+        log.info(
+            "cases recovered: %d partitions, %d deadlines",
+            len(active),
+            sum(len(e.deadlines) for e in shell.engines.values()),
+        )
 
     return app, shell

@@ -4,7 +4,7 @@ The engine sees the table through the same small store interface as in a replay.
 write-through cache of decoded states saves decoding the same dict on every event;
 the table stays the source of truth, so a restarted or rebalanced worker recovers
 everything from the changelog. The deadline index is not stored separately: each
-case carries its next wake-up time, and the per-partition heaps are rebuilt from the
+case carries its next wake-up time, and each partition's heap is rebuilt from the
 table after recovery.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
-from cdi_stream.engine.deadlines import HeapDeadlines
 from cdi_stream.engine.state import CaseState
 
 
@@ -62,41 +61,3 @@ class TableStore:
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(k.decode() for k in self._table))
-
-
-class PartitionedDeadlines:
-    """One heap per partition, so a revoked partition's deadlines leave with it."""
-
-    def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
-        self._heaps: dict[int, HeapDeadlines] = {}
-
-    def schedule(self, incident_id: str, at: float | None) -> None:
-        p = partition_for(incident_id, self.partitions)
-        heap = self._heaps.get(p)
-        if heap is None:
-            if at is None:
-                return
-            heap = self._heaps[p] = HeapDeadlines()
-        heap.schedule(incident_id, at)
-
-    def pop_due(self, until: float, inclusive: bool) -> tuple[float, str] | None:
-        best: HeapDeadlines | None = None
-        best_at = float("inf")
-        for heap in self._heaps.values():
-            at = heap.peek()
-            if at is not None and at < best_at:
-                best, best_at = heap, at
-        return best.pop_due(until, inclusive) if best is not None else None
-
-    def peek(self) -> float | None:
-        times = [t for t in (h.peek() for h in self._heaps.values()) if t is not None]
-        return min(times) if times else None
-
-    def keep_only(self, partitions: set[int]) -> None:
-        for p in list(self._heaps):
-            if p not in partitions:
-                del self._heaps[p]
-
-    def __len__(self) -> int:
-        return sum(len(h) for h in self._heaps.values())

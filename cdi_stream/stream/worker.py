@@ -7,6 +7,7 @@ import logging
 import faust
 
 from cdi_stream.broker import create_topics
+from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
 from cdi_stream.settings import Settings
@@ -32,11 +33,34 @@ def ensure_topics(settings: Settings) -> None:
     )
 
 
+class MetricsPortInUse(RuntimeError):
+    """The metrics endpoint could not listen: a clear start-up error, not a traceback."""
+
+
+def serve_metrics(settings: Settings) -> Metrics:
+    """The worker's metrics, served on ``/metrics`` unless the port is 0."""
+    metrics = Metrics(process=True)
+    if settings.metrics_port:
+        host = settings.metrics_address()
+        try:
+            metrics.serve(settings.metrics_port, host)
+        except OSError as exc:
+            raise MetricsPortInUse(
+                f"cannot serve metrics on {host}:{settings.metrics_port}: {exc.strerror}; "
+                "set CDI_METRICS_PORT to a free port, or 0 to turn the endpoint off"
+            ) from exc
+        logging.getLogger(__name__).info(
+            "metrics on http://%s:%d/metrics", host, settings.metrics_port
+        )
+    return metrics
+
+
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Run until stopped (Ctrl-C or SIGTERM); raises on a start-up error."""
     book = RuleBook.from_directory(settings.rules_dir or default_rules_dir())
     ensure_topics(settings)
-    app, _ = build_app(settings, book)
+    metrics = serve_metrics(settings)
+    app, _ = build_app(settings, book, metrics)
     logging.getLogger("cdi_stream").setLevel(loglevel.upper())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -60,6 +60,8 @@ class Topics:
                 # Simulated dates lie months behind the wall clock that drives the
                 # workers: keep closed incidents for longer than that.
                 "CDI_RETENTION_DAYS": "3650",
+                # Several workers share this machine: no fixed metrics port.
+                "CDI_METRICS_PORT": "0",
             }
         )
         env.update(extra)

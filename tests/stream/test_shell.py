@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from cdi_stream.contract import DeadLetter, FlagChange
-from cdi_stream.engine import Engine
+from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.settings import load_settings
 from cdi_stream.stream.app import Shell
-from cdi_stream.stream.tables import PartitionedDeadlines, TableStore, partition_for
-from tests.engine.scenario import Incident
+from cdi_stream.stream.tables import TableStore, partition_for
+from tests.engine.scenario import T0, Incident
 
 
 class Captured:
@@ -31,13 +31,10 @@ class Captured:
 
 
 def make_shell(
-    book: RuleBook, table: dict[Any, Any], clock: str = "event"
+    book: RuleBook, table: dict[Any, Any], clock: str = "event", **overrides: Any
 ) -> tuple[Shell, Captured]:
-    settings = load_settings(clock=clock, partitions=4, max_message_bytes=2048)
-    deadlines = PartitionedDeadlines(4)
-    store = TableStore(table)
-    engine = Engine(book, store=store, deadlines=deadlines, config=settings.engine_config())
-    shell = Shell(settings, engine, store, deadlines)
+    settings = load_settings(clock=clock, partitions=4, max_message_bytes=2048, **overrides)
+    shell = Shell(settings, book, TableStore(table), Metrics())
     captured = Captured()
     shell.send_review = captured.send_review
     shell.send_dlq = captured.send_dlq
@@ -57,7 +54,7 @@ def test_event_clock_fires_deadlines_only_as_event_time_passes(book: RuleBook) -
     feed(shell, Incident().reported(0).events)
     asyncio.run(shell.tick())
     assert out.review == []  # the wall clock is months later, but it does not count
-    feed(shell, Incident("INC-2").reported(30).events)
+    feed(shell, Incident(neighbour("INC-1")).reported(30).events)
     asyncio.run(shell.tick())
     assert [c.finding for c in out.review if c.incident_id == "INC-1"][-1] == "crime_not_recorded"
 
@@ -67,7 +64,8 @@ def test_hybrid_clock_fires_deadlines_by_the_wall_clock(book: RuleBook) -> None:
     feed(shell, Incident().reported(0).events)
     asyncio.run(shell.tick())
     assert "crime_not_recorded" in {c.finding for c in out.review}
-    assert shell.engine.now is not None and shell.engine.now >= time.time() - 5
+    now = shell.now()
+    assert now is not None and now >= time.time() - 5
 
 
 def test_bad_input_becomes_dead_letters_and_the_stream_goes_on(book: RuleBook) -> None:
@@ -83,7 +81,8 @@ def test_bad_input_becomes_dead_letters_and_the_stream_goes_on(book: RuleBook) -
     assert [d.error.kind for d in out.dlq] == ["not_json", "too_large", "not_json"]
     assert (out.dlq[0].topic, out.dlq[0].partition, out.dlq[0].offset) == ("in", 1, 7)
     assert [c.finding for c in out.review] == ["crime_not_recorded"]
-    assert shell.counts["dlq.not_json"] == 2
+    assert sample(shell, "cdi_dead_letters_total", kind="not_json") == 2
+    assert sample(shell, "cdi_dead_letters_total", kind="too_large") == 1
 
 
 def test_a_repeated_event_republishes_the_same_revisions(book: RuleBook) -> None:
@@ -94,7 +93,8 @@ def test_a_repeated_event_republishes_the_same_revisions(book: RuleBook) -> None
     feed(shell, events[-1:])
     again = [(c.flag_id, c.revision, c.status) for c in out.review[len(first) :]]
     assert again == first
-    assert shell.counts["duplicates"] == 1
+    assert sample(shell, "cdi_events_consumed_total", event_type="incident.closed") == 1
+    assert total(shell, "cdi_flag_changes_total") == len(first), "republished, not counted"
 
 
 def test_recovery_rebuilds_deadlines_of_owned_partitions_from_the_table(book: RuleBook) -> None:
@@ -109,9 +109,15 @@ def test_recovery_rebuilds_deadlines_of_owned_partitions_from_the_table(book: Ru
     restarted, out = make_shell(book, recovered)
     republished = restarted.rebuild(owned)
     mine = [i for i in ids if partition_for(i, 4) in owned]
-    assert len(restarted.deadlines) == len(mine)
+    assert sorted(restarted.engines) == [0, 1]
+    assert sum(len(e.deadlines) for e in restarted.engines.values()) == len(mine)
     assert {c.incident_id for c in republished} <= set(mine)
     assert out.review == []
+    # The state gauges cover exactly the partitions owned now.
+    assert sample(restarted, "cdi_open_deadlines") == len(mine)
+    assert sample(restarted, "cdi_next_deadline_timestamp_seconds") == T0.timestamp() + 86400
+    assert sample(restarted, "cdi_assigned_partitions") == 2
+    assert sample(restarted, "cdi_open_flags", finding="deadline_warning", priority="P3") == 0
 
 
 def test_decision_for_an_unknown_flag_is_a_dead_letter(book: RuleBook) -> None:
@@ -137,3 +143,72 @@ def test_partition_for_matches_kafka_python(key: str) -> None:
     # producers use the same murmur2 scheme.
     every = list(range(8))
     assert partition_for(key, 8) == DefaultPartitioner()(key.encode(), every, every)
+
+
+def neighbour(incident_id: str, nth: int = 1) -> str:
+    """Another incident on the same partition (of 4), so one event clock serves both."""
+    p = partition_for(incident_id, 4)
+    found = [f"NB-{i}" for i in range(200) if partition_for(f"NB-{i}", 4) == p]
+    return found[nth - 1]
+
+
+def sample(shell: Shell, name: str, **labels: str) -> float:
+    value = shell.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def total(shell: Shell, family: str) -> float:
+    return sum(
+        s.value for m in shell.metrics.registry.collect() for s in m.samples if s.name == family
+    )
+
+
+def test_each_partition_keeps_its_own_event_clock(book: RuleBook) -> None:
+    """Event time far ahead on one partition must not fire deadlines on another that is
+    still catching up: a backlog or a restart would otherwise flag incidents whose
+    crime records simply have not been read yet."""
+    shell, out = make_shell(book, {}, clock="event")
+    slow, fast = (
+        "INC-1",
+        next(
+            f"INC-{i}"
+            for i in range(2, 100)
+            if partition_for(f"INC-{i}", 4) != partition_for("INC-1", 4)
+        ),
+    )
+    feed(shell, Incident(slow).reported(0).events)
+    feed(shell, Incident(fast).reported(48).events)  # its partition is two days ahead
+    asyncio.run(shell.tick())
+    assert {c.incident_id for c in out.review} == {fast} or not out.review
+    assert not [c for c in out.review if c.incident_id == slow]
+    feed(shell, Incident(slow).reported(0).crime(20).events[1:])  # the record arrives
+    feed(shell, Incident(slow, tag="later").reported(30).events)
+    asyncio.run(shell.tick())
+    findings = {c.finding for c in out.review if c.incident_id == slow}
+    assert findings == {"deadline_warning"}, findings  # warned at 12 h, never breached
+
+
+def test_an_event_dated_far_ahead_of_the_wall_clock_is_a_dead_letter(book: RuleBook) -> None:
+    shell, out = make_shell(book, {}, clock="hybrid", max_event_ahead_seconds=3600)
+    future = Incident(start=T0.replace(year=2099)).reported(0).events
+    feed(shell, future)
+    assert [(d.error.kind, d.error.field) for d in out.dlq] == [("future_event", "occurred_at")]
+    assert shell.now() is None or shell.now() < time.time() + 3600
+    assert sample(shell, "cdi_dead_letters_total", kind="future_event") == 1
+
+
+def test_metrics_follow_the_flags_published(book: RuleBook) -> None:
+    shell, out = make_shell(book, {}, clock="event")
+    feed(shell, Incident().reported(0).crime(2).events)
+    feed(shell, Incident(neighbour("INC-1")).reported(0).events)
+    feed(shell, Incident(neighbour("INC-1", 2)).reported(30).events)
+    asyncio.run(shell.tick())
+    assert sample(shell, "cdi_crimes_recorded_in_time_total") == 1
+    opened = [c for c in out.review if c.status == "open"]
+    assert total(shell, "cdi_flag_changes_total") == len(out.review) > 0
+    assert sample(shell, "cdi_deadline_warnings_total") == sum(
+        1 for c in opened if c.finding == "deadline_warning"
+    )
+    latest = {c.flag_id: c for c in out.review}
+    still_open = sum(1 for c in latest.values() if c.status == "open")
+    assert total(shell, "cdi_open_flags") == still_open
