@@ -12,7 +12,7 @@ Memory must level off once the first incidents pass their retention: the last th
 the run may not grow more than ``--max-growth`` (fraction) over the middle third's
 peak, in resident memory and in cases held. The exit status says whether it did.
 
-    python bench/soak.py [--minutes 30] [--rate 200] [--speed 3000] [--retention-days 30]
+    python bench/soak.py [--minutes 30] [--rate 200] [--speed 4000] [--retention-days 30]
         [--interval 60] [--csv FILE] [--chart FILE.svg]
 
 The defaults are the documented run (about 31 minutes). ``--minutes 2
@@ -303,7 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=200.0, help="events a second")
-    parser.add_argument("--speed", type=float, default=3000.0, help="event seconds per second")
+    parser.add_argument("--speed", type=float, default=4000.0, help="event seconds per second")
     parser.add_argument("--retention-days", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--max-growth", type=float, default=0.1)

@@ -1,7 +1,7 @@
 """Two minutes of live load: memory and state must level off, not grow without bound.
 
 The short version of ``bench/soak.py``: 200 events a second with event time running
-3,000 times faster than the wall clock and a one-day retention, so incidents close and
+4,000 times faster than the wall clock and a one-day retention, so incidents close and
 are dropped within the run. The last third of the run may not exceed the middle third's
 peak by more than 10%, in resident memory or in cases held.
 """
@@ -32,7 +32,7 @@ def test_two_minutes_of_load_level_off(tmp_path: Path) -> None:
     soak = load_soak().run_soak(
         minutes=2,
         rate=200,
-        speed=3000,
+        speed=4000,
         retention_days=1,
         interval=10,
         log_dir=tmp_path,
