@@ -431,7 +431,9 @@ class _ReviewReader:
             raise
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        # Bounded: kafka-python otherwise waits up to its request timeout (30 s) for
+        # in-flight work, and Ctrl-C on the live queue would seem to hang.
+        self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
 
     def fetched_everywhere(self) -> bool:
         """Whether every partition has answered a fetch (its high-water mark is known).
@@ -546,6 +548,9 @@ def _fitting_table(
         # Scale by the average row height, then shave row by row.
         scaled = limit * (height - _TABLE_CHROME_LINES) // max(lines - _TABLE_CHROME_LINES, 1)
         limit = max(1, min(limit - 1, scaled))
+
+
+CLOSE_TIMEOUT_MS = 2000
 
 
 def watch_queue(
