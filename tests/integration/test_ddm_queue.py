@@ -23,6 +23,7 @@ from cdi_stream.broker import create_topics
 from cdi_stream.contract import FlagChange, parse_decision
 from cdi_stream.ddm import DecisionError, ReviewQueue, publish_decision, queue_json, watch_queue
 from cdi_stream.settings import Settings, load_settings
+from tests.integration.workers import interruptible
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -212,6 +213,7 @@ def test_follow_shows_a_live_table_until_interrupted(settings: Settings) -> None
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=interruptible,
     )
     seen = b""
     try:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.workers import read_all, wait_for
+from tests.integration.workers import interruptible, read_all, wait_for
 
 
 def _processes_using(bootstrap: str) -> list[int]:
@@ -45,6 +45,7 @@ def test_demo_shows_breaches_within_seconds_and_stops_cleanly(tmp_path: Path) ->
         stdout=log,
         stderr=subprocess.STDOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith("CDI_")},
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 30

@@ -68,6 +68,12 @@ class Topics:
         return env
 
 
+def interruptible() -> None:
+    """``preexec_fn`` for a child that is stopped with SIGINT: a shell that runs the
+    suite in the background leaves SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Worker:
     """A ``cdi-stream worker`` subprocess with its log in a file."""
 
