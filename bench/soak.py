@@ -27,7 +27,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from cdi_stream.broker import LocalBroker
+from cdi_stream.broker import LocalBroker, free_port
 from cdi_stream.settings import load_settings
 from cdi_stream.stream.worker import ensure_topics
 
@@ -79,12 +78,6 @@ class Soak:
     @property
     def levelled(self) -> bool:
         return all(self.growth(a) <= self.max_growth for a in ("rss_mib", "cases_held"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:

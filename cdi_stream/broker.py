@@ -45,6 +45,7 @@ __all__ = [
     "LocalBroker",
     "TopicMismatch",
     "create_topics",
+    "free_port",
     "run_foreground",
     "wait_ready",
 ]
@@ -156,7 +157,8 @@ def wait_ready(host: str, port: int, timeout: float = 10.0) -> None:
 # ---------------------------------------------------------------------- local broker
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (another process may take it before it is used)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -293,7 +295,7 @@ class LocalBroker:
             fixed = self._port
             attempts = 1 if fixed is not None else 3
             for attempt in range(attempts):
-                self._port = fixed if fixed is not None else _free_port(self.host)
+                self._port = fixed if fixed is not None else free_port(self.host)
                 try:
                     self._launch(timeout)
                 except _PortTaken:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cdi_stream.broker import LocalBroker
+from cdi_stream.broker import LocalBroker, free_port
 from cdi_stream.ddm import watch_queue
 from cdi_stream.settings import load_settings
 from cdi_stream.stream.worker import ensure_topics
@@ -61,12 +60,6 @@ def _wait_for(log: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise RuntimeError(f"the worker did not start in {timeout:.0f}s; see {log}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_demo(
     *, incidents: int = 5000, rate: float = 40.0, speed: float = 3600.0, seed: int = 1
 ) -> int:
@@ -80,7 +73,7 @@ def run_demo(
         settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, profile="local")
         ensure_topics(settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDI_")}
-        metrics_port = _free_port()
+        metrics_port = free_port()
         env.update(
             CDI_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
             CDI_PROFILE="local",

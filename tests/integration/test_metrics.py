@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from cdi_stream.broker import free_port
 from cdi_stream.engine import EngineConfig
 from cdi_stream.metrics import Metrics
 from cdi_stream.replay import replay
@@ -30,12 +30,6 @@ from tests.integration.workers import (
 
 FAR_FUTURE = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> Samples:

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from cdi_stream.broker import free_port
 from cdi_stream.simulate import DefectRates, SimConfig, write_jsonl
-from tests.integration.test_metrics import free_port
 from tests.integration.workers import (
     Topics,
     events_as_messages,

@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cdi_stream.broker import free_port
 from cdi_stream.rules.loader import content_hash
 from tests.conftest import RULES_DIR
 from tests.engine.scenario import Incident
-from tests.integration.test_metrics import Samples, free_port, scrape, value
+from tests.integration.test_metrics import Samples, scrape, value
 from tests.integration.workers import Topics, prepare, publish, read_all, running, wait_for
 
 OLD_TITLE = "title: Crime-related incident closed without a rationale"
