@@ -195,8 +195,14 @@ class Settings(BaseSettings):
         le=30_000,
         description="How long a worker's fetch may wait for data. Unset: 500 in production "
         "(Kafka answers a fetch as soon as data arrives, so this only bounds idle polls); "
-        "1500 in the local profile, faust's own value: the local broker holds every fetch "
-        "for the whole wait, and with short waits its consumers fell behind for good.",
+        "100 in the local profile: the local broker holds a fetch until the wait ends even "
+        "when data arrives, so the wait bounds latency there (10 ms overloaded it).",
+    )
+    commit_interval_seconds: float = Field(
+        2.8,
+        gt=0,
+        description="How often a worker commits the input offsets it has processed. A "
+        "worker that dies reprocesses at most this much input (faust's default).",
     )
     max_event_ahead_seconds: float = Field(
         3600.0,
@@ -330,7 +336,7 @@ class Settings(BaseSettings):
     def fetch_wait_ms(self) -> int:
         if self.fetch_max_wait_ms is not None:
             return self.fetch_max_wait_ms
-        return 1500 if self.profile == "local" else 500
+        return 100 if self.profile == "local" else 500
 
     def metrics_address(self) -> str:
         """Where the metrics endpoint listens: loopback unless production asks otherwise."""
@@ -407,6 +413,7 @@ class Settings(BaseSettings):
             "web_port": self.web_port,
             # The test broker cannot run transactions, and every output has a stable id.
             "processing_guarantee": "at_least_once",
+            "broker_commit_interval": self.commit_interval_seconds,
         }
         if self.profile == "local":
             options.update(LOCAL_FAUST_SETTINGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from cdi_stream.replay import replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.simulate import SimConfig, write_jsonl
 from tests.integration.workers import (
+    PARTITIONS,
     Topics,
     Worker,
     events_as_messages,
@@ -160,17 +162,26 @@ def test_kill_minus_nine_mid_stream_loses_nothing(
     )
 
 
-def test_two_workers_share_the_partitions_and_either_can_die(
-    broker: str, book: RuleBook, tmp_path: Path
-) -> None:
+@dataclass
+class Takeover:
+    expected: list[dict[str, Any]]
+    got: list[dict[str, Any]]
+    logs: str
+    uncommitted_at_kill: int
+
+
+def one_of_two_workers_killed(
+    broker: str, book: RuleBook, tmp_path: Path, **killed_env: str
+) -> Takeover:
+    """Workers a and b share the partitions; b is killed half-way through the stream and
+    a must take over b's share and converge on the replay."""
     lines = simulated(tmp_path, 160, seed=24)
     messages = list(events_as_messages(lines))
     expected = replayed(book, lines)
     topics = Topics()
     prepare(broker, topics)
-    env = topics.env(broker)
-    a = Worker(env, tmp_path / "a.log")
-    b = Worker(env, tmp_path / "b.log")
+    a = Worker(topics.env(broker), tmp_path / "a.log")
+    b = Worker(topics.env(broker, **killed_env), tmp_path / "b.log")
     try:
         a.wait_ready()
         b.wait_ready()
@@ -178,13 +189,45 @@ def test_two_workers_share_the_partitions_and_either_can_die(
         wait_for(lambda: read_all(broker, topics.review), lambda m: len(m) > 20)
         b.kill()
         publish(broker, topics.incidents, messages[len(messages) // 2 :])
+        group = topics.env(broker)["CDI_CONSUMER_GROUP"]
+        uncommitted = committed_offsets(broker, group, topics.incidents, PARTITIONS).count(None)
         got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
     finally:
         a.stop()
         b.stop()
-    assert open_view(got) == open_view(expected)
     logs = a.log.read_text() + b.log.read_text()
-    assert logs.count("cases recovered") >= 3  # both started, then a took over b's share
+    return Takeover(expected, got, logs, uncommitted)
+
+
+def committed_offsets(broker: str, group: str, topic: str, partitions: int) -> list[int | None]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
+    try:
+        return [consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
+    finally:
+        consumer.close()
+
+
+def test_two_workers_share_the_partitions_and_either_can_die(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    run = one_of_two_workers_killed(broker, book, tmp_path)
+    assert open_view(run.got) == open_view(run.expected)
+    assert run.logs.count("cases recovered") >= 3  # both started, then a took over b's share
+
+
+def test_a_partition_taken_over_before_its_first_commit_is_processed_in_full(
+    broker: str, book: RuleBook, tmp_path: Path
+) -> None:
+    """Regression: faust seeks a taken-over partition back to its committed offset after
+    recovering the tables, and skipped the records it had fetched meanwhile when there
+    was no committed offset. Worker b here never commits; once it dies, worker a must
+    process b's partitions from the start."""
+    run = one_of_two_workers_killed(broker, book, tmp_path, CDI_COMMIT_INTERVAL_SECONDS="3600")
+    assert run.uncommitted_at_kill >= 1  # b's share: what a has to read from the start
+    assert open_view(run.got) == open_view(run.expected)
+    assert late_view(run.got) == late_view(run.expected)
 
 
 @pytest.mark.parametrize("decision", ["rejected", "unknown"])
