@@ -31,6 +31,7 @@ from cdi_stream.engine import Engine
 from cdi_stream.replay import replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
+from cdi_stream.runtime import tune_gc
 from cdi_stream.simulate import SimConfig, write_jsonl
 
 
@@ -173,6 +174,7 @@ def main() -> None:
             f"(generated in {gen_s:.1f} s)"
         )
         with RuleBook.from_directory(default_rules_dir()) as book:
+            tune_gc()  # as ``cdi-stream replay`` does
             split = breakdown(lines, book)
             best = float("inf")
             for run in range(1, args.repeat + 1):

@@ -90,6 +90,7 @@ def replay(
     from cdi_stream.metrics import Metrics
     from cdi_stream.replay import LineError
     from cdi_stream.replay import replay as run_replay
+    from cdi_stream.runtime import tune_gc
 
     until_at = _parse_time(until) if until else None
     book = _load_book(rules)
@@ -112,6 +113,7 @@ def replay(
                 err.print(f"[yellow]rejected[/yellow] {error}", highlight=False, markup=True)
 
         recorder = Metrics() if metrics is not None else None
+        tune_gc()
         summary = run_replay(
             source,
             book,

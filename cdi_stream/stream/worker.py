@@ -10,6 +10,7 @@ from cdi_stream.broker import create_topics
 from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
+from cdi_stream.runtime import tune_gc
 from cdi_stream.settings import Settings
 from cdi_stream.stream.app import build_app, changelog_topic
 
@@ -63,4 +64,5 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     app, _ = build_app(settings, book, metrics)
     logging.getLogger("cdi_stream").setLevel(loglevel.upper())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    tune_gc()
     worker.execute_from_commandline()
