@@ -61,6 +61,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 
 from cdi_stream.broker import LocalBroker, create_topics
+from cdi_stream.deployment import PrivateDeployment
 from cdi_stream.simulate import SimConfig, write_jsonl
 from cdi_stream.stream.tables import partition_for
 
@@ -192,60 +193,31 @@ async def bare_loop(
 
 
 @dataclass(frozen=True)
-class Names:
-    """A private set of topic names and a consumer group, so runs never share state."""
+class Names(PrivateDeployment):
+    """A private deployment per run, so runs never share state."""
 
     prefix: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
-    incidents_topic: str | None = None
-
-    @property
-    def incidents(self) -> str:
-        return self.incidents_topic or f"{self.prefix}.incidents"
-
-    @property
-    def decisions(self) -> str:
-        return f"{self.prefix}.decisions"
-
-    @property
-    def review(self) -> str:
-        return f"{self.prefix}.review"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.prefix}.dlq"
-
-    @property
-    def group(self) -> str:
-        return f"{self.prefix}-cdi"
 
     @property
     def changelog(self) -> str:
         return f"{self.group}-cases-changelog"
 
     def create(self, bootstrap: str, partitions: int) -> None:
-        names = (self.incidents, self.decisions, self.review, self.dlq)
-        create_topics(bootstrap, {name: partitions for name in names})
+        create_topics(bootstrap, {name: partitions for name in self.topics})
 
-    def env(self, bootstrap: str, partitions: int, clock: str, data_dir: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDI_")}
-        env.update(
-            {
-                "CDI_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "CDI_PROFILE": "local",
-                "CDI_CLOCK": clock,
-                "CDI_PARTITIONS": str(partitions),
-                "CDI_CONSUMER_GROUP": self.group,
-                "CDI_TOPIC_INCIDENTS": self.incidents,
-                "CDI_TOPIC_DECISIONS": self.decisions,
-                "CDI_TOPIC_REVIEW": self.review,
-                "CDI_TOPIC_DLQ": self.dlq,
-                # Simulated dates lie months behind the wall clock: keep every case.
-                "CDI_RETENTION_DAYS": "3650",
-                "CDI_DATA_DIR": str(data_dir),
-                "CDI_METRICS_PORT": "0",
-            }
+    def worker_env(
+        self, bootstrap: str, partitions: int, clock: str, data_dir: Path
+    ) -> dict[str, str]:
+        return self.env(
+            bootstrap,
+            CDI_PROFILE="local",
+            CDI_CLOCK=clock,
+            CDI_PARTITIONS=str(partitions),
+            # Simulated dates lie months behind the wall clock: keep every case.
+            CDI_RETENTION_DAYS="3650",
+            CDI_DATA_DIR=str(data_dir),
+            CDI_METRICS_PORT="0",
         )
-        return env
 
 
 class Worker:
@@ -439,7 +411,7 @@ async def worker_throughput(
     names = Names(incidents_topic=published.topic)
     names.create(bootstrap, partitions)
     with tempfile.TemporaryDirectory(prefix="cdi-bench-data-") as data:
-        env = names.env(bootstrap, partitions, clock, Path(data))
+        env = names.worker_env(bootstrap, partitions, clock, Path(data))
         with running_worker(env) as worker:
             ready = await asyncio.to_thread(worker.wait_ready)
             cpu_at_ready = cpu_seconds(worker.proc.pid)
@@ -567,7 +539,7 @@ async def latency(
     sent: dict[str, float] = {}
     counter = [0]
     with tempfile.TemporaryDirectory(prefix="cdi-bench-data-") as data:
-        env = names.env(bootstrap, partitions, "hybrid", Path(data))
+        env = names.worker_env(bootstrap, partitions, "hybrid", Path(data))
         with running_worker(env) as worker:
             await asyncio.to_thread(worker.wait_ready)
             await asyncio.sleep(1.0)  # a few clock ticks: the engine's time is now the wall's

@@ -39,6 +39,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from cdi_stream.broker import LocalBroker, free_port
+from cdi_stream.deployment import PrivateDeployment
 from cdi_stream.settings import load_settings
 from cdi_stream.stream.worker import ensure_topics
 
@@ -136,18 +137,12 @@ def run_soak(
     port = free_port()
     with LocalBroker() as broker:
         broker.start()
-        prefix = f"soak{os.getpid()}{int(time.time())}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDI_")}
-        env.update(
-            CDI_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+        deployment = PrivateDeployment(f"soak{os.getpid()}{int(time.time())}")
+        env = deployment.env(
+            broker.bootstrap,
             CDI_PROFILE="local",
             CDI_CLOCK="hybrid",
             CDI_PARTITIONS="4",
-            CDI_CONSUMER_GROUP=f"{prefix}-cdi",
-            CDI_TOPIC_INCIDENTS=f"{prefix}.incidents",
-            CDI_TOPIC_DECISIONS=f"{prefix}.decisions",
-            CDI_TOPIC_REVIEW=f"{prefix}.review",
-            CDI_TOPIC_DLQ=f"{prefix}.dlq",
             CDI_METRICS_PORT=str(port),
             CDI_RETENTION_DAYS=str(retention_days),
             CDI_MAX_EVENT_AHEAD_SECONDS="0",  # event time runs ahead on purpose
@@ -157,11 +152,7 @@ def run_soak(
                 kafka_bootstrap_servers=broker.bootstrap,
                 profile="local",
                 partitions=4,
-                consumer_group=f"{prefix}-cdi",
-                topic_incidents=f"{prefix}.incidents",
-                topic_decisions=f"{prefix}.decisions",
-                topic_review=f"{prefix}.review",
-                topic_dlq=f"{prefix}.dlq",
+                **deployment.settings(),
             )
         )
         worker = spawn(["worker"], env, logs / "worker.log")
@@ -175,7 +166,7 @@ def run_soak(
                     "--publish",
                     "--start",
                     "now",
-                    f"--topic={prefix}.incidents",
+                    f"--topic={deployment.incidents}",
                     f"--incidents={incidents}",
                     f"--rate={rate}",
                     f"--speed={speed}",

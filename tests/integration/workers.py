@@ -18,54 +18,29 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from cdi_stream.broker import create_topics
+from cdi_stream.deployment import PrivateDeployment
 
 PARTITIONS = 4
 
 
-@dataclass
-class Topics:
-    """A private set of topic names and a consumer group, so tests never share state."""
+@dataclass(frozen=True)
+class Topics(PrivateDeployment):
+    """A private deployment per test, so tests never share state."""
 
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
 
-    @property
-    def incidents(self) -> str:
-        return f"{self.prefix}.incidents"
-
-    @property
-    def decisions(self) -> str:
-        return f"{self.prefix}.decisions"
-
-    @property
-    def review(self) -> str:
-        return f"{self.prefix}.review"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.prefix}.dlq"
-
-    def env(self, bootstrap: str, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CDI_")}
-        env.update(
-            {
-                "CDI_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "CDI_PROFILE": "local",
-                "CDI_CLOCK": "hybrid",
-                "CDI_PARTITIONS": str(PARTITIONS),
-                "CDI_CONSUMER_GROUP": f"{self.prefix}-cdi",
-                "CDI_TOPIC_INCIDENTS": self.incidents,
-                "CDI_TOPIC_DECISIONS": self.decisions,
-                "CDI_TOPIC_REVIEW": self.review,
-                "CDI_TOPIC_DLQ": self.dlq,
-                # Simulated dates lie months behind the wall clock that drives the
-                # workers: keep closed incidents for longer than that.
-                "CDI_RETENTION_DAYS": "3650",
-                # Several workers share this machine: no fixed metrics port.
-                "CDI_METRICS_PORT": "0",
-            }
-        )
-        env.update(extra)
-        return env
+    def env(self, bootstrap: str, **variables: str) -> dict[str, str]:
+        defaults = {
+            "CDI_PROFILE": "local",
+            "CDI_CLOCK": "hybrid",
+            "CDI_PARTITIONS": str(PARTITIONS),
+            # Simulated dates lie months behind the wall clock that drives the
+            # workers: keep closed incidents for longer than that.
+            "CDI_RETENTION_DAYS": "3650",
+            # Several workers share this machine: no fixed metrics port.
+            "CDI_METRICS_PORT": "0",
+        }
+        return super().env(bootstrap, **{**defaults, **variables})
 
 
 def interruptible() -> None:
