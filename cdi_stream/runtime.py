@@ -5,7 +5,7 @@ Case state for every open incident is many small, long-lived container objects (
 collection. With the default thresholds (700 allocations for a young collection) a
 replay spent about 20 µs of each event's 140 in the collector. A young-generation
 threshold of 50,000 and freezing what start-up allocated (modules, rules, offence
-table) cut that to about 6 µs; reference cycles are still collected, only less often.
+table) cut that to about 4 µs; reference cycles are still collected, only less often.
 Measured in ``bench/bench_replay.py`` and ``bench/bench_stream.py`` (``docs/benchmarks.md``).
 """
 

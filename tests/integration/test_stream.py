@@ -188,9 +188,10 @@ def one_of_two_workers_killed(
         publish(broker, topics.incidents, messages[: len(messages) // 2])
         wait_for(lambda: read_all(broker, topics.review), lambda m: len(m) > 20)
         b.kill()
-        publish(broker, topics.incidents, messages[len(messages) // 2 :])
+        # Read before a can take over (a session timeout, 3 s, at least).
         group = topics.env(broker)["CDI_CONSUMER_GROUP"]
         uncommitted = committed_offsets(broker, group, topics.incidents, PARTITIONS).count(None)
+        publish(broker, topics.incidents, messages[len(messages) // 2 :])
         got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
     finally:
         a.stop()
