@@ -31,7 +31,7 @@ from cdi_stream.engine import Engine
 from cdi_stream.replay import replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
-from cdi_stream.runtime import tune_gc
+from cdi_stream.runtime import resident_set_bytes, tune_gc
 from cdi_stream.simulate import SimConfig, write_jsonl
 
 
@@ -64,15 +64,6 @@ def machine() -> str:
     except (OSError, StopIteration, ValueError):
         memory = "RAM unknown"
     return f"{model}, {os.cpu_count()} cores, {memory}, Python {platform.python_version()}"
-
-
-def rss_bytes() -> int:
-    """Current resident set size (Linux); 0 where /proc is not available."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def deep_size(obj: object, seen: set[int]) -> int:
@@ -121,7 +112,7 @@ def breakdown(lines: list[bytes], book: RuleBook) -> Breakdown:
             out.gc += time.perf_counter() - started.pop()
 
     gc.collect()
-    before = rss_bytes()
+    before = resident_set_bytes()
     engine = Engine(book)
     sink = io.BytesIO()
     gc.callbacks.append(on_gc)
@@ -147,7 +138,7 @@ def breakdown(lines: list[bytes], book: RuleBook) -> Breakdown:
     finally:
         gc.callbacks.remove(on_gc)
     gc.collect()
-    out.rss_growth = rss_bytes() - before
+    out.rss_growth = resident_set_bytes() - before
     out.held = len(engine.store)
     seen: set[int] = set()
     store = engine.store

@@ -12,6 +12,8 @@ Measured in ``bench/bench_replay.py`` and ``bench/bench_stream.py`` (``docs/benc
 from __future__ import annotations
 
 import gc
+import os
+from pathlib import Path
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 
@@ -22,3 +24,13 @@ def tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
+
+
+def resident_set_bytes() -> int:
+    """This process's resident memory (Linux), for the memory figures the benchmarks,
+    the sizing script and the memory tests report; 0 where ``/proc`` is not available."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")

@@ -25,24 +25,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
 
 LAYOUTS = ("worker-memory", "replay")
-
-
-def rss_bytes() -> int:
-    """Current resident set size (Linux); 0 where /proc is not available."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _metrics() -> Any:
@@ -60,6 +49,7 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
     from cdi_stream.engine import Engine, HeapDeadlines
     from cdi_stream.rules.book import RuleBook
     from cdi_stream.rules.loader import default_rules_dir
+    from cdi_stream.runtime import resident_set_bytes
     from cdi_stream.simulate import SimConfig, encode_event, generate
     from cdi_stream.stream.tables import TableStore
 
@@ -70,7 +60,7 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
     gc.collect()
     if traced:
         tracemalloc.start()
-    before = rss_bytes()
+    before = resident_set_bytes()
     started = time.perf_counter()
     if layout == "worker-memory":
         engine = Engine(
@@ -97,7 +87,7 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
         tracemalloc.stop()
         result["traced_bytes"] = current
     else:
-        result["rss_bytes"] = rss_bytes() - before
+        result["rss_bytes"] = resident_set_bytes() - before
     if layout == "worker-memory" and not traced:
         sizes = [len(json.dumps(value).encode()) for value in table.values()]
         result["record_bytes_mean"] = round(sum(sizes) / max(len(sizes), 1))

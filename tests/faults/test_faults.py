@@ -52,6 +52,14 @@ def final_view(messages: list[dict[str, Any]]) -> dict[str, tuple[str, str, str]
     return {k: (m["status"], m["finding"], m["priority"]) for k, m in latest(messages).items()}
 
 
+def event_clock_deployment(bootstrap: str, **variables: str) -> tuple[Topics, dict[str, str]]:
+    """Fresh topics and a worker environment on the event clock: under the wall clock
+    whether a transient warning is raised depends on timing even without a fault."""
+    topics = Topics()
+    prepare(bootstrap, topics)
+    return topics, topics.env(bootstrap, CDI_CLOCK="event", **variables)
+
+
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory) -> Messages:
     path = tmp_path_factory.mktemp("faults") / "events.jsonl"
@@ -63,10 +71,9 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Messages:
 def no_fault(
     fault_broker: Broker, stream: Messages, tmp_path_factory: pytest.TempPathFactory
 ) -> list[dict[str, Any]]:
-    topics = Topics()
-    prepare(fault_broker.bootstrap, topics)
+    topics, env = event_clock_deployment(fault_broker.bootstrap)
     log = tmp_path_factory.mktemp("no-fault") / "worker.log"
-    with running(topics.env(fault_broker.bootstrap, CDI_CLOCK="event"), log):
+    with running(env, log):
         publish(fault_broker.bootstrap, topics.incidents, stream)
         got = settle(fault_broker.bootstrap, topics)
     assert len(open_view(got)) > 20
@@ -141,9 +148,7 @@ def test_kill_minus_nine_three_times(
     fault_broker: Broker, stream: Messages, no_fault: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     bootstrap = fault_broker.bootstrap
-    topics = Topics()
-    prepare(bootstrap, topics)
-    env = topics.env(bootstrap, CDI_CLOCK="event")
+    topics, env = event_clock_deployment(bootstrap)
     rng = random.Random(7)
     parts = chunks(stream, 4, rng)
     changelog = changelog_of(env)
@@ -173,10 +178,8 @@ def test_broker_paused_for_ten_seconds(
     fault_broker: Broker, stream: Messages, no_fault: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     bootstrap = fault_broker.bootstrap
-    topics = Topics()
-    prepare(bootstrap, topics)
+    topics, env = event_clock_deployment(bootstrap)
     half = len(stream) // 2
-    env = topics.env(bootstrap, CDI_CLOCK="event")
     with running(env, tmp_path / "worker.log") as worker:
         publish(bootstrap, topics.incidents, stream[:half])
         wait_processing(bootstrap, env, 20)
@@ -196,9 +199,7 @@ def test_a_second_worker_joins_and_leaves(
     fault_broker: Broker, stream: Messages, no_fault: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     bootstrap = fault_broker.bootstrap
-    topics = Topics()
-    prepare(bootstrap, topics)
-    env = topics.env(bootstrap, CDI_CLOCK="event")
+    topics, env = event_clock_deployment(bootstrap)
     first, second, third = chunks(stream, 3, random.Random(11))
     a = Worker(env, tmp_path / "a.log")
     b: Worker | None = None
@@ -234,10 +235,8 @@ def test_an_invalid_rules_file_mid_stream_keeps_the_rules_running(
     bootstrap = fault_broker.bootstrap
     rules = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules)
-    topics = Topics()
-    prepare(bootstrap, topics)
-    env = topics.env(
-        bootstrap, CDI_CLOCK="event", CDI_RULES_DIR=str(rules), CDI_RULES_RELOAD_SECONDS="0.5"
+    topics, env = event_clock_deployment(
+        bootstrap, CDI_RULES_DIR=str(rules), CDI_RULES_RELOAD_SECONDS="0.5"
     )
     half = len(stream) // 2
     with running(env, tmp_path / "worker.log") as worker:

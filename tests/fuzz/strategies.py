@@ -457,3 +457,33 @@ def messages(
         nested(),
         not_objects(),
     )
+
+
+# Plain, valid event documents for the pinned cases around the generated ones.
+
+
+def report(at: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "event_id": "E1",
+        "event_type": "incident.reported",
+        "incident_id": "INC-1",
+        "occurred_at": at,
+        "channel": "999",
+        "opening_code": "ASSAULT",
+        "disclosures": [{"disclosure_id": "D1", "offence_code": "8N", "victim_ref": "V1"}],
+        **fields,
+    }
+
+
+def closure(at: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "event_id": "E2",
+        "event_type": "incident.closed",
+        "incident_id": "INC-1",
+        "occurred_at": at,
+        "closure_type": "non_crime",
+        "closing_code": "NFA",
+        **fields,
+    }

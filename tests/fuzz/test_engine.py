@@ -137,8 +137,8 @@ def test_the_last_accepted_instant_leaves_room_for_deadlines_and_retention(
     last accepted instant can all be written as timestamps."""
     at = LATEST_TIMESTAMP.isoformat().replace("+00:00", "Z")
     plan: list[Step] = [
-        ("message", fz.encode(report(at, event_id="E1"))),
-        ("message", fz.encode(closure(at, event_id="E2"))),
+        ("message", fz.encode(fz.report(at, event_id="E1"))),
+        ("message", fz.encode(fz.closure(at, event_id="E2"))),
     ]
     with inspected_facts() as facts:
         engine = run(book, EngineConfig(retention=3650 * 86400.0), plan)
@@ -146,34 +146,7 @@ def test_the_last_accepted_instant_leaves_room_for_deadlines_and_retention(
     assert engine.now == END_OF_TIME
 
 
-def report(at: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_id": "E1",
-        "event_type": "incident.reported",
-        "incident_id": "INC-1",
-        "occurred_at": at,
-        "channel": "999",
-        "opening_code": "ASSAULT",
-        "disclosures": [{"disclosure_id": "D1", "offence_code": "8N", "victim_ref": "V1"}],
-        **fields,
-    }
-
-
-def closure(at: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "schema_version": 1,
-        "event_id": "E2",
-        "event_type": "incident.closed",
-        "incident_id": "INC-1",
-        "occurred_at": at,
-        "closure_type": "non_crime",
-        "closing_code": "NFA",
-        **fields,
-    }
-
-
 def test_first_accepted_instant_goes_through_the_engine(book: RuleBook) -> None:
     at = EARLIEST_TIMESTAMP.isoformat().replace("+00:00", "Z")
-    engine = run(book, EngineConfig(), [("message", fz.encode(report(at)))])
+    engine = run(book, EngineConfig(), [("message", fz.encode(fz.report(at)))])
     check_state(engine)

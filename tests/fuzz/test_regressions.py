@@ -18,21 +18,11 @@ from cdi_stream.contract import (
 )
 from cdi_stream.engine import Engine
 from cdi_stream.rules.book import RuleBook
+from tests.fuzz.strategies import report as report_doc
 
 
 def report(at: str, **fields: Any) -> bytes:
-    doc = {
-        "schema_version": 1,
-        "event_id": "E1",
-        "event_type": "incident.reported",
-        "incident_id": "INC-1",
-        "occurred_at": at,
-        "channel": "999",
-        "opening_code": "ASSAULT",
-        "disclosures": [{"disclosure_id": "D1", "offence_code": "8N", "victim_ref": "V1"}],
-        **fields,
-    }
-    return json.dumps(doc).encode()
+    return json.dumps(report_doc(at, **fields)).encode()
 
 
 def decision(at: str) -> bytes:

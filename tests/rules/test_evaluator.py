@@ -6,7 +6,6 @@ import enum
 import gc
 import json
 import math
-import os
 import random
 import re
 import subprocess
@@ -32,6 +31,7 @@ from cdi_stream.rules.evaluator import (
     clean_fact,
 )
 from cdi_stream.rules.limits import RulesProfile
+from cdi_stream.runtime import resident_set_bytes
 
 Rules = dict[str, dict[str, Any]]
 Make = Callable[[Rules], RuleEvaluator]
@@ -330,11 +330,6 @@ def test_a_key_colliding_with_a_rule_field_is_refused(make: Make) -> None:
 # -- isolation between calls ---------------------------------------------------------
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 TEN_RULES: Rules = {
     f"r{i}": rule(
         {
@@ -360,7 +355,7 @@ def test_nothing_accumulates_over_100k_calls(make: Make) -> None:
     matched = sum(len(ev.match(facts[i % 1000])) for i in range(10_000))
     assert matched > 1000
     gc.collect()
-    rss_before = _rss_bytes()
+    rss_before = resident_set_bytes()
     tracemalloc.start()
     traced_before = tracemalloc.get_traced_memory()[0]
     for i in range(90_000):
@@ -368,7 +363,7 @@ def test_nothing_accumulates_over_100k_calls(make: Make) -> None:
     gc.collect()
     traced_growth = tracemalloc.get_traced_memory()[0] - traced_before
     tracemalloc.stop()
-    rss_growth = _rss_bytes() - rss_before
+    rss_growth = resident_set_bytes() - rss_before
     assert rss_growth < 3_000_000, rss_growth
     assert traced_growth < 200_000, traced_growth
     assert stored_facts(ev) == "[]"
