@@ -220,15 +220,20 @@ class Names(PrivateDeployment):
         )
 
 
+WORKER_COMMAND = (sys.executable, "-m", "cdi_stream.cli", "worker")
+
+
 class Worker:
     """A ``cdi-stream worker`` subprocess in its own session, its log in a file."""
 
-    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], workdir: Path, command: Sequence[str] = WORKER_COMMAND
+    ) -> None:
         self.log = workdir / "worker.log"
         self._file = self.log.open("wb")
         self.started = time.time()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cdi_stream.cli", "worker"],
+            list(command),
             env=env,
             cwd=workdir,
             stdin=subprocess.DEVNULL,
@@ -265,9 +270,11 @@ class Worker:
 
 
 @contextlib.contextmanager
-def running_worker(env: dict[str, str]) -> Iterator[Worker]:
+def running_worker(
+    env: dict[str, str], command: Sequence[str] = WORKER_COMMAND
+) -> Iterator[Worker]:
     with tempfile.TemporaryDirectory(prefix="cdi-bench-worker-") as tmp:
-        worker = Worker(env, Path(tmp))
+        worker = Worker(env, Path(tmp), command)
         try:
             yield worker
         finally:
@@ -406,13 +413,17 @@ async def changelog_times(
 
 
 async def worker_throughput(
-    bootstrap: str, published: Published, partitions: int, clock: str
+    bootstrap: str,
+    published: Published,
+    partitions: int,
+    clock: str,
+    command: Sequence[str] = WORKER_COMMAND,
 ) -> WorkerRun:
     names = Names(incidents_topic=published.topic)
     names.create(bootstrap, partitions)
     with tempfile.TemporaryDirectory(prefix="cdi-bench-data-") as data:
         env = names.worker_env(bootstrap, partitions, clock, Path(data))
-        with running_worker(env) as worker:
+        with running_worker(env, command) as worker:
             ready = await asyncio.to_thread(worker.wait_ready)
             cpu_at_ready = cpu_seconds(worker.proc.pid)
             committed_at, offsets = await wait_for_commits(

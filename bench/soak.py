@@ -70,8 +70,8 @@ class Soak:
 
     def growth(self, attribute: str) -> float:
         """How much the last third's peak exceeds the middle third's (fraction)."""
-        middle = [getattr(s, attribute) for s in self.third(1)]
-        last = [getattr(s, attribute) for s in self.third(2)]
+        middle: list[float] = [getattr(s, attribute) for s in self.third(1)]
+        last: list[float] = [getattr(s, attribute) for s in self.third(2)]
         if not middle or not last or max(middle) <= 0:
             return math.inf
         return max(last) / max(middle) - 1.0

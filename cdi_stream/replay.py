@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from cdi_stream.contract import ContractError, FlagChange, parse_incident_event
+from cdi_stream.contract import ContractError, FlagChange, IncidentEvent, parse_incident_event
 from cdi_stream.engine import Engine, EngineConfig, EngineError
 from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
@@ -33,14 +33,20 @@ class LineError:
 
 
 @dataclass(slots=True)
-class ReplaySummary:
+class LineCounts:
+    """What became of the lines of an event file."""
+
     lines: int = 0
     events: int = 0
     rejected: int = 0
     duplicates: int = 0
+    errors: list[LineError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReplaySummary(LineCounts):
     flag_changes: int = 0
     unknown_offence_codes: int = 0
-    errors: list[LineError] = field(default_factory=list)
     final_status: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def flags_by_finding(self) -> dict[str, Counter[str]]:
@@ -72,6 +78,8 @@ def replay(
     if metrics is not None:
         metrics.rules_loaded_now([e.id for e in book.editions], book.content_hash)
 
+        on_error = _counting_dead_letters(metrics, on_error)
+
     def emit(changes: list[FlagChange]) -> None:
         if metrics is not None:
             metrics.flags_changed(changes)
@@ -81,30 +89,14 @@ def replay(
             if out is not None:
                 out.write(change.to_json_bytes() + b"\n")
 
-    for number, raw in enumerate(lines, start=1):
-        summary.lines = number
-        if on_progress is not None:
-            on_progress(len(raw))
-        if not raw.strip():
+    events = parsed_events(
+        lines, summary, max_line_bytes=max_line_bytes, on_error=on_error, on_progress=on_progress
+    )
+    for number, event in events:
+        changes = apply_event(engine, number, event, summary, on_error)
+        if changes is None:
             continue
-        try:
-            event = parse_incident_event(raw, max_bytes=max_line_bytes)
-        except ContractError as exc:
-            _reject(summary, LineError(number, exc.kind, exc.field, exc.message), on_error)
-            if metrics is not None:
-                metrics.dead_letter(exc.kind)
-            continue
-        if engine.is_duplicate(event):
-            summary.duplicates += 1
-            continue
-        try:
-            emit(engine.apply(event))
-        except EngineError as exc:
-            _reject(summary, LineError(number, "incident_limit", None, str(exc)), on_error)
-            if metrics is not None:
-                metrics.dead_letter("incident_limit")
-            continue
-        summary.events += 1
+        emit(changes)
         if metrics is not None:
             metrics.consumed(event.event_type)
     if until is not None:
@@ -115,14 +107,74 @@ def replay(
     return summary
 
 
+def parsed_events(
+    lines: Iterable[bytes],
+    counts: LineCounts,
+    *,
+    max_line_bytes: int = 1_048_576,
+    on_error: Callable[[LineError], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, IncidentEvent]]:
+    """The events of a file with their line numbers. A line that is not a valid event
+    is counted, kept (up to a bound) and reported to ``on_error``, never dropped
+    silently; blank lines are skipped."""
+    for number, raw in enumerate(lines, start=1):
+        counts.lines = number
+        if on_progress is not None:
+            on_progress(len(raw))
+        if not raw.strip():
+            continue
+        try:
+            event = parse_incident_event(raw, max_bytes=max_line_bytes)
+        except ContractError as exc:
+            reject(counts, LineError(number, exc.kind, exc.field, exc.message), on_error)
+            continue
+        yield number, event
+
+
+def apply_event(
+    engine: Engine,
+    number: int,
+    event: IncidentEvent,
+    counts: LineCounts,
+    on_error: Callable[[LineError], None] | None = None,
+) -> list[FlagChange] | None:
+    """Apply one event from line ``number``: its flag changes, or None when the event
+    was a duplicate (counted) or broke an incident bound (rejected as a bad line)."""
+    if engine.is_duplicate(event):
+        counts.duplicates += 1
+        return None
+    try:
+        changes = engine.apply(event)
+    except EngineError as exc:
+        reject(counts, LineError(number, "incident_limit", None, str(exc)), on_error)
+        return None
+    counts.events += 1
+    return changes
+
+
 MAX_KEPT_ERRORS = 1000
 
 
-def _reject(
-    summary: ReplaySummary, error: LineError, on_error: Callable[[LineError], None] | None
+def _counting_dead_letters(
+    metrics: Metrics, on_error: Callable[[LineError], None] | None
+) -> Callable[[LineError], None]:
+    """A worker sends every line rejected here to the dead letter topic; count them so."""
+
+    def rejected(error: LineError) -> None:
+        metrics.dead_letter(error.kind)
+        if on_error is not None:
+            on_error(error)
+
+    return rejected
+
+
+def reject(
+    counts: LineCounts, error: LineError, on_error: Callable[[LineError], None] | None
 ) -> None:
-    summary.rejected += 1
-    if len(summary.errors) < MAX_KEPT_ERRORS:
-        summary.errors.append(error)
+    """Count a bad line and keep it for the summary (the first ``MAX_KEPT_ERRORS``)."""
+    counts.rejected += 1
+    if len(counts.errors) < MAX_KEPT_ERRORS:
+        counts.errors.append(error)
     if on_error is not None:
         on_error(error)

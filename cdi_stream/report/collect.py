@@ -21,14 +21,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from cdi_stream.contract import ContractError, DdmDecision, IncidentReported, parse_incident_event
-from cdi_stream.engine import Engine, EngineConfig, EngineError, MemoryStore, UnknownFlag
+from cdi_stream.contract import DdmDecision, IncidentReported
+from cdi_stream.engine import Engine, EngineConfig, MemoryStore, UnknownFlag
 from cdi_stream.engine.outcomes import CancellationOutcome, SubjectOutcome, case_outcomes
 from cdi_stream.engine.state import CaseState
-from cdi_stream.replay import LineError
+from cdi_stream.replay import LineCounts, LineError, apply_event, parsed_events
 from cdi_stream.report.inputs import (
     FlagFold,
     FlagState,
@@ -41,19 +41,13 @@ from cdi_stream.rules.book import RuleBook
 __all__ = ["Collected", "collect"]
 
 _MAX_LINE_BYTES = 1_048_576
-_MAX_KEPT_ERRORS = 1000
 
 
 @dataclass(slots=True)
-class ReplayCounts:
-    lines: int = 0
-    events: int = 0
-    rejected: int = 0
-    duplicates: int = 0
+class ReplayCounts(LineCounts):
     outside_period: int = 0
     first_report: float | None = None
     last_report: float | None = None
-    errors: list[LineError] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -192,15 +186,8 @@ def _replay(
     pending = iter(decisions or ())
     next_decision = next(pending, None)
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            counts.lines = number
-            if not raw.strip():
-                continue
-            try:
-                event = parse_incident_event(raw, max_bytes=_MAX_LINE_BYTES)
-            except ContractError as exc:
-                _reject(counts, LineError(number, exc.kind, exc.field, exc.message), on_error)
-                continue
+        events = parsed_events(handle, counts, max_line_bytes=_MAX_LINE_BYTES, on_error=on_error)
+        for number, event in events:
             if event.incident_id in skipped:
                 counts.outside_period += 1
                 continue
@@ -218,15 +205,9 @@ def _replay(
             while next_decision is not None and next_decision.decided_at.timestamp() < t:
                 _decide(engine, fold, next_decision)
                 next_decision = next(pending, None)
-            if engine.is_duplicate(event):
-                counts.duplicates += 1
-                continue
-            try:
-                fold.extend(engine.apply(event))
-            except EngineError as exc:
-                _reject(counts, LineError(number, "incident_limit", None, str(exc)), on_error)
-                continue
-            counts.events += 1
+            changes = apply_event(engine, number, event, counts, on_error)
+            if changes is not None:
+                fold.extend(changes)
     while next_decision is not None:
         _decide(engine, fold, next_decision)
         next_decision = next(pending, None)
@@ -239,16 +220,6 @@ def _decide(engine: Engine, fold: FlagFold, decision: DdmDecision) -> None:
     fold.extend(engine.advance_to(decision.decided_at.timestamp(), inclusive=False))
     with contextlib.suppress(UnknownFlag):
         fold.extend(engine.decide(decision))
-
-
-def _reject(
-    counts: ReplayCounts, error: LineError, on_error: Callable[[LineError], None] | None
-) -> None:
-    counts.rejected += 1
-    if len(counts.errors) < _MAX_KEPT_ERRORS:
-        counts.errors.append(error)
-    if on_error is not None:
-        on_error(error)
 
 
 def _within(t: float, start: float | None, end: float | None) -> bool:

@@ -14,9 +14,10 @@
    committed offset, which puts the dropped records back, except where there is no
    committed offset (the previous owner died before its first commit): there faust
    does not seek at all, and the records fetched during recovery are never processed.
-   Here such partitions are sent back to where ``auto_offset_reset`` says a new
-   consumer starts (the beginning, by default), so they are processed in full; events
-   already applied are recognised by their ids and change nothing.
+   Here such partitions are sent back to the beginning (where the service's consumer
+   starts on a partition with no committed offset: it never sets
+   ``auto_offset_reset=latest``, which would skip events), so they are processed in
+   full; events already applied are recognised by their ids and change nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def uncommitted_stream_partitions(
 def low_latency_app(fetch_max_wait_ms: int, **options: Any) -> faust.App:
     """A faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch
     and rereads uncommitted partitions from the start after a rebalance."""
+    if options.get("consumer_auto_offset_reset", "earliest") != "earliest":
+        # A consumer that starts new partitions at their end skips every event
+        # published before it joined; the rereading above assumes the beginning.
+        raise ValueError("the worker's consumer must start new partitions at the earliest offset")
 
     class ConsumerThread(driver.AIOKafkaConsumerThread):
         def _create_worker_consumer(self, transport: Any) -> Any:
@@ -56,10 +61,7 @@ def low_latency_app(fetch_max_wait_ms: int, **options: Any) -> faust.App:
             fresh = uncommitted_stream_partitions(committed, set(self.app.tables.changelog_topics))
             if fresh:
                 consumer = self._ensure_consumer()
-                if self.app.conf.consumer_auto_offset_reset == "latest":
-                    await self.call_thread(consumer.seek_to_end, *fresh)
-                else:
-                    await self.call_thread(consumer.seek_to_beginning, *fresh)
+                await self.call_thread(consumer.seek_to_beginning, *fresh)
             return committed
 
     class Consumer(driver.Consumer):

@@ -1,10 +1,13 @@
-"""The transport's choice of partitions to reread after a rebalance."""
+"""The transport's choice of partitions to reread after a rebalance, and the consumer
+start position it relies on."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from cdi_stream.stream.transport import uncommitted_stream_partitions
+import pytest
+
+from cdi_stream.stream.transport import low_latency_app, uncommitted_stream_partitions
 
 
 class TP(NamedTuple):
@@ -22,3 +25,13 @@ def test_only_uncommitted_input_partitions_are_reread() -> None:
     }
     got = uncommitted_stream_partitions(committed, {"cdi-cases-changelog"})
     assert got == [TP("cdi.incidents", 1), TP("cdi.ddm-decisions", 1)]
+
+
+def test_a_consumer_starting_new_partitions_at_their_end_is_refused() -> None:
+    with pytest.raises(ValueError, match="earliest"):
+        low_latency_app(100, id="cdi-test", consumer_auto_offset_reset="latest")
+
+
+def test_the_worker_consumer_starts_new_partitions_at_the_beginning() -> None:
+    app = low_latency_app(100, id="cdi-test")
+    assert app.conf.consumer_auto_offset_reset == "earliest"
