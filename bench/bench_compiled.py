@@ -13,7 +13,6 @@ byte-identical; nothing is asserted. Needs a C compiler (mypyc comes with mypy).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -46,8 +45,9 @@ with RuleBook.from_directory(sys.argv[2]) as book:
     t = time.perf_counter()
     replay(lines, book, out=out)
     seconds = time.perf_counter() - t
-print(json.dumps({"rate": len(lines) / seconds, "sha256": hashlib.sha256(out.getvalue()).hexdigest(),
-                  "module": cdi_stream.engine.core.__file__}))
+digest = hashlib.sha256(out.getvalue()).hexdigest()
+module = cdi_stream.engine.core.__file__
+print(json.dumps({"rate": len(lines) / seconds, "sha256": digest, "module": module}))
 """
 
 

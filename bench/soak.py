@@ -135,11 +135,17 @@ def run_soak(
     logs = log_dir or Path(tempfile.mkdtemp(prefix="cdi-soak-"))
     soak = Soak(max_growth=max_growth)
     port = free_port()
-    with LocalBroker() as broker:
+    # The worker creates a data directory even with the in-memory store; without one
+    # given it would be left in the working directory. Removed after the worker stops.
+    with (
+        LocalBroker() as broker,
+        tempfile.TemporaryDirectory(prefix="cdi-soak-data-", ignore_cleanup_errors=True) as data,
+    ):
         broker.start()
         deployment = PrivateDeployment(f"soak{os.getpid()}{int(time.time())}")
         env = deployment.env(
             broker.bootstrap,
+            CDI_DATA_DIR=data,
             CDI_PROFILE="local",
             CDI_CLOCK="hybrid",
             CDI_PARTITIONS="4",

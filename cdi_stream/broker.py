@@ -316,7 +316,9 @@ class LocalBroker:
         cmd = self.command()
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV_DROP}
         env["NO_COLOR"] = "1"  # plain log lines, so the error tail is readable
-        # Truncated per launch, so the tail only ever shows this attempt.
+        # Truncated per launch, so the tail only ever shows this attempt; the directory
+        # is made again for a broker started after a cleanup.
+        self._log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             log.write(f"$ {' '.join(cmd)}\n".encode())
             log.flush()
@@ -405,7 +407,11 @@ class LocalBroker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        # The log is only worth keeping when something went wrong.
+        if exc_type is None:
+            self.cleanup()
+        else:
+            self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -557,6 +563,6 @@ def run_foreground(port: int | None = None) -> int:
                 return 1
         return 0
     finally:
-        broker.stop()
+        broker.cleanup()  # every failure above printed the end of the log already
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,7 +20,7 @@ from cdi_stream.rules.errors import RulesError, RuleValidationError
 if TYPE_CHECKING:
     from cdi_stream.rules.book import RuleBook
     from cdi_stream.settings import Settings
-from cdi_stream.rules.loader import default_rules_dir
+from cdi_stream.rules.loader import configured_rules_dir
 
 app = typer.Typer(
     name="cdi-stream",
@@ -38,25 +39,57 @@ StrictOption = Annotated[bool, typer.Option(help="Exit with status 1 if any line
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")]
 RulesDirOption = Annotated[
     Path | None,
-    typer.Option("--rules", help="Rules directory (default: the shipped rules/)."),
+    typer.Option(
+        "--rules", help="Rules directory (default: CDI_RULES_DIR, else the shipped rules)."
+    ),
 ]
 
 
-def _parse_time(value: str) -> dt.datetime:
+def _parse_time(value: str, option: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise typer.BadParameter(f"not an RFC 3339 timestamp: {value}") from exc
+        raise typer.BadParameter(
+            f"not an RFC 3339 timestamp: {value}", param_hint=f"'{option}'"
+        ) from exc
     if parsed.tzinfo is None:
-        raise typer.BadParameter("the timestamp needs a timezone offset, e.g. 2026-01-05T00:00:00Z")
+        raise typer.BadParameter(
+            "the timestamp needs a timezone offset, e.g. 2026-01-05T00:00:00Z",
+            param_hint=f"'{option}'",
+        )
     return parsed
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _check_output(path: Path | None, option: str, *inputs: Path | str | None) -> None:
+    """Refuse, before any work, an output that cannot be written or that is one of the
+    inputs: opening it for writing would empty the input before it is read."""
+    if path is None or str(path) == "-":
+        return
+    if path.is_dir():
+        _fail(f"{option}: {path} is a directory, not a file")
+    if not path.parent.is_dir():
+        _fail(f"{option}: no such directory: {path.parent}")
+    if path.exists():
+        for name in inputs:
+            is_file = name is not None and str(name) != "-" and Path(name).is_file()
+            if is_file and name is not None and os.path.samefile(path, name):
+                _fail(f"{option}: {path} is also an input; writing would empty it first")
+
+
+def _write_error(exc: OSError) -> NoReturn:
+    _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}")
 
 
 def _load_book(directory: Path | None) -> RuleBook:
     from cdi_stream.rules.book import RuleBook
 
     try:
-        return RuleBook.from_directory(directory or default_rules_dir())
+        return RuleBook.from_directory(directory or configured_rules_dir())
     except RuleValidationError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red] {problem}", highlight=False)
@@ -92,11 +125,16 @@ def replay(
     from cdi_stream.replay import replay as run_replay
     from cdi_stream.runtime import tune_gc
 
-    until_at = _parse_time(until) if until else None
+    until_at = _parse_time(until, "--until") if until else None
+    _check_output(out, "--out", events)
+    _check_output(metrics, "--metrics", events, out)
     book = _load_book(rules)
     with ExitStack() as stack:
         source, size = _open_events(events, stack)
-        sink: BinaryIO = stack.enter_context(out.open("wb")) if out else sys.stdout.buffer
+        try:
+            sink: BinaryIO = stack.enter_context(out.open("wb")) if out else sys.stdout.buffer
+        except OSError as exc:
+            _write_error(exc)
         progress = None
         if size and err.is_terminal and not quiet:
             from rich.progress import Progress
@@ -126,9 +164,19 @@ def replay(
         sink.flush()
     book.close()
     if recorder is not None and metrics is not None:
-        recorder.write(metrics)
+        try:
+            recorder.write(metrics)
+        except OSError as exc:
+            _write_error(exc)
     if not quiet:
         _print_summary(summary)
+        end = summary.last_event_at
+        if until_at is not None and end is not None and until_at.timestamp() < end:
+            err.print(
+                f"[yellow]note[/yellow] --until {until} is before the last event "
+                f"({_iso(end)}); event time stayed there, as it never moves back",
+                highlight=False,
+            )
     if strict and summary.rejected:
         raise typer.Exit(1)
 
@@ -178,12 +226,13 @@ def report(
     from cdi_stream.replay import LineError
     from cdi_stream.report import build_report, render_html
 
-    start = _parse_time(period_from) if period_from else None
-    end = _parse_time(period_to) if period_to else None
+    start = _parse_time(period_from, "--from") if period_from else None
+    end = _parse_time(period_to, "--to") if period_to else None
     for path in (events, flags, decisions):
         if path is not None and not path.is_file():
-            err.print(f"[red]error[/red] no such file: {path}", highlight=False)
-            raise typer.Exit(2)
+            _fail(_not_a_file(path))
+    _check_output(out, "--out", events, flags, decisions)
+    _check_output(json_out, "--json", events, flags, decisions, out)
     book = _load_book(rules)
 
     def reject(error: LineError) -> None:
@@ -205,14 +254,29 @@ def report(
         raise typer.BadParameter(str(exc)) from exc
     finally:
         book.close()
-    out.write_text(render_html(result), encoding="utf-8")
-    if json_out is not None and str(json_out) == "-":
-        sys.stdout.write(result.to_json())
-    elif json_out is not None:
-        json_out.write_text(result.to_json(), encoding="utf-8")
+    try:
+        out.write_text(render_html(result), encoding="utf-8")
+        if json_out is not None and str(json_out) == "-":
+            sys.stdout.write(result.to_json())
+        elif json_out is not None:
+            json_out.write_text(result.to_json(), encoding="utf-8")
+    except OSError as exc:
+        _write_error(exc)
+    unread = {
+        "flags": result.inputs.flag_lines_rejected,
+        "decisions": result.inputs.decision_lines_rejected,
+    }
     if not quiet:
+        for option, count in unread.items():
+            if count:
+                err.print(
+                    f"[yellow]rejected[/yellow] {count} lines of the --{option} file are not "
+                    f"{'flag changes' if option == 'flags' else 'DDM decisions'}; "
+                    "the figures leave them out",
+                    highlight=False,
+                )
         err.print(f"{result.summary()}  -> {out}", highlight=False, markup=False)
-    if strict and result.inputs.rejected:
+    if strict and (result.inputs.rejected or any(unread.values())):
         raise typer.Exit(1)
 
 
@@ -241,7 +305,7 @@ def backtest(
     """Replay events under two rule sets; report flags added, removed and changed."""
     from cdi_stream.backtest import backtest_command
 
-    until_at = _parse_time(until) if until else None
+    until_at = _parse_time(until, "--until") if until else None
     code = backtest_command(
         events,
         rules_a,
@@ -261,10 +325,17 @@ def _open_events(name: str, stack: ExitStack) -> tuple[Iterator[bytes], int]:
         return iter(sys.stdin.buffer), 0
     path = Path(name)
     if not path.is_file():
-        err.print(f"[red]error[/red] no such file: {name}")
-        raise typer.Exit(2)
+        _fail(_not_a_file(path))
     handle = stack.enter_context(path.open("rb"))
     return iter(handle), path.stat().st_size
+
+
+def _not_a_file(path: Path) -> str:
+    return f"not a file: {path} (a directory)" if path.is_dir() else f"no such file: {path}"
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _print_summary(summary: object) -> None:
@@ -304,11 +375,13 @@ def simulate(
     ] = None,
     topic: Annotated[str, typer.Option(help="Topic to publish to.")] = "cdi.incidents",
     rate: Annotated[
-        float, typer.Option(help="At most this many events a second (0: no limit).")
+        float, typer.Option(min=0.0, help="At most this many events a second (0: no limit).")
     ] = 0.0,
     speed: Annotated[
         float,
-        typer.Option(help="Event-time seconds per wall second, e.g. 3600 (0: as fast as rate)."),
+        typer.Option(
+            min=0.0, help="Event-time seconds per wall second, e.g. 3600 (0: as fast as rate)."
+        ),
     ] = 0.0,
     start: Annotated[
         str | None,
@@ -336,9 +409,14 @@ def simulate(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     sending = publish or out is None
+    _check_output(out, "--out")
+    _check_output(truth, "--truth", out)
     with ExitStack() as stack:
-        sink = stack.enter_context(out.open("wb")) if out else None
-        truths = stack.enter_context(truth.open("w")) if truth else None
+        try:
+            sink = stack.enter_context(out.open("wb")) if out else None
+            truths = stack.enter_context(truth.open("w")) if truth else None
+        except OSError as exc:
+            _write_error(exc)
 
         def events() -> Iterator[dict[str, object]]:
             for event, known in generate(config):
@@ -363,7 +441,7 @@ def _start_time(value: str | None, live: bool) -> dt.datetime | None:
     the generator's fixed date unless told, so that a seed always gives the same file."""
     if value == "now" or (value is None and live):
         return dt.datetime.now(dt.UTC).replace(microsecond=0)
-    return _parse_time(value) if value else None
+    return _parse_time(value, "--start") if value else None
 
 
 def _truth_row(known: object) -> dict[str, object]:
@@ -434,11 +512,19 @@ def worker(
 def config(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Print the effective configuration (CDI_* variables), secrets masked."""
+    """Print the effective configuration (CDI_* variables), secrets masked; exit 2 if
+    the worker could not start with it (bad settings or rules)."""
+    from cdi_stream.rules.loader import default_rules_dir, load_rules
     from cdi_stream.settings import render_config, render_config_json
 
     settings = _settings()
     sys.stdout.write(render_config_json(settings) + "\n" if as_json else render_config(settings))
+    try:
+        load_rules(settings.rules_dir or default_rules_dir())
+    except RuleValidationError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] rules: {problem}", highlight=False)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -565,12 +651,13 @@ def broker(
 @rules_app.command("check")
 def rules_check(
     directory: Annotated[
-        Path | None, typer.Argument(help="Rules directory (default: rules/).")
+        Path | None,
+        typer.Argument(help="Rules directory (default: CDI_RULES_DIR, else the shipped rules)."),
     ] = None,
 ) -> None:
     """Validate rule files; report every problem with its file and rule id."""
 
-    target = directory or default_rules_dir()
+    target = directory or configured_rules_dir()
     book = _load_book(target)
     rules = {r.id for e in book.editions for r in e.rules}
     editions = ", ".join(e.id for e in book.editions)
@@ -588,7 +675,13 @@ def schemas_export(
     """Write JSON Schema for every input and output message."""
     from cdi_stream.schemas import export_schemas
 
-    for path in export_schemas(directory):
+    if directory.exists() and not directory.is_dir():
+        _fail(f"--dir: {directory} is a file, not a directory")
+    try:
+        written = export_schemas(directory)
+    except OSError as exc:
+        _write_error(exc)
+    for path in written:
         typer.echo(str(path))
 
 

@@ -3,7 +3,8 @@
 Event time runs an hour a second (``speed`` 3600) from the current time, so warnings
 show after about 12 seconds and the first 24-hour breaches after about 24; the worker's
 hybrid clock lets the simulated event time drive the deadlines. Everything started
-here is stopped on Ctrl-C, in reverse order.
+here is stopped on Ctrl-C, in reverse order, and the worker's data directory is a
+temporary one removed on exit unless ``CDI_DATA_DIR`` names one.
 """
 
 from __future__ import annotations
@@ -73,8 +74,15 @@ def run_demo(
         settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, profile="local")
         ensure_topics(settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CDI_")}
+        # The worker creates its data directory even with the in-memory store: unless
+        # one is chosen, use one that goes with the demo instead of one in the working
+        # directory. Entered before the worker starts, so removed after it stops.
+        data_dir = os.environ.get("CDI_DATA_DIR") or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="cdi-demo-data-", ignore_cleanup_errors=True)
+        )
         metrics_port = free_port()
         env.update(
+            CDI_DATA_DIR=data_dir,
             CDI_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
             CDI_PROFILE="local",
             CDI_CLOCK="hybrid",

@@ -47,6 +47,8 @@ class LineCounts:
 class ReplaySummary(LineCounts):
     flag_changes: int = 0
     unknown_offence_codes: int = 0
+    # Event time after the last event (epoch seconds): where ``until`` starts from.
+    last_event_at: float | None = None
     final_status: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def flags_by_finding(self) -> dict[str, Counter[str]]:
@@ -99,6 +101,7 @@ def replay(
         emit(changes)
         if metrics is not None:
             metrics.consumed(event.event_type)
+    summary.last_event_at = engine.now
     if until is not None:
         emit(engine.advance_to(until.timestamp(), inclusive=True))
     elif engine.now is not None:
@@ -122,6 +125,8 @@ def parsed_events(
         counts.lines = number
         if on_progress is not None:
             on_progress(len(raw))
+        if number == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]  # written by some Windows editors; not part of the JSON
         if not raw.strip():
             continue
         try:
@@ -154,6 +159,7 @@ def apply_event(
 
 
 MAX_KEPT_ERRORS = 1000
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _counting_dead_letters(

@@ -338,6 +338,19 @@ class Settings(BaseSettings):
             return self.fetch_max_wait_ms
         return 100 if self.profile == "local" else 500
 
+    def effective_defaults(self) -> dict[str, str]:
+        """What the service uses for each setting left unset whose default depends on
+        the profile or the working directory, by variable name."""
+        from cdi_stream.rules.loader import default_rules_dir
+
+        derived = {
+            "fetch_max_wait_ms": str(self.fetch_wait_ms()),
+            "metrics_host": self.metrics_address(),
+            "rules_dir": str(default_rules_dir().resolve()),
+            "data_dir": str(Path.cwd() / f"{self.consumer_group}-data"),
+        }
+        return {env_name(f): v for f, v in derived.items() if getattr(self, f) is None}
+
     def metrics_address(self) -> str:
         """Where the metrics endpoint listens: loopback unless production asks otherwise."""
         if self.metrics_host:
@@ -486,7 +499,9 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the settings; overrides (by field name) win over the environment.
 
     Raises :class:`SettingsError` whose message has one ``CDI_NAME: problem`` line per
-    problem, so every mistake can be fixed in one go.
+    problem found. The checks that compare settings with each other (warning order,
+    security) run once every setting is valid on its own, so they can only show on a
+    second attempt.
     """
     try:
         return Settings(**overrides)
@@ -527,13 +542,17 @@ def render_config(settings: Settings, environ: Mapping[str, str] | None = None) 
     """The text of ``cdi-stream config``: one ``CDI_NAME=value`` line per setting.
 
     The lines can be pasted back into an environment file; unset values print as empty,
-    which loads as unset.  Secrets print as ``***``.
+    which loads as unset, after a comment saying what the service uses instead where
+    that depends on the profile or the working directory. Secrets print as ``***``.
     """
     lines = [_profile_comment(settings)]
     lines.extend(f"# ignored, not a setting: {name}" for name in unknown_env_vars(environ))
     values = {env_name(field): value for field, value in settings.masked().items()}
+    derived = settings.effective_defaults()
     for name in sorted(values):
         value = values[name]
+        if name in derived:
+            lines.append(f"# {name} unset: {derived[name]}")
         lines.append(f"{name}={'' if value is None else value}")
     return "\n".join(lines) + "\n"
 

@@ -192,3 +192,121 @@ def test_report_writes_html_and_json(tmp_path: Path) -> None:
     figures = json.loads(data.read_text())
     assert figures
     assert runner.invoke(app, ["report", "/no/such/file"]).exit_code == 2
+
+
+def test_replay_refuses_to_write_over_its_own_input(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    shutil.copy(SAMPLE, events)
+    result = runner.invoke(app, ["replay", str(events), "--out", str(events)])
+    assert result.exit_code == 2
+    assert "also an input" in result.stderr
+    assert events.read_bytes() == SAMPLE.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["replay", "{events}", "--out", "{dir}"],
+        ["replay", "{events}", "--out", "{dir}/missing/flags.jsonl"],
+        ["replay", "{events}", "--metrics", "{dir}"],
+        ["report", "{events}", "--out", "{dir}"],
+        ["report", "{events}", "--json", "{dir}"],
+        ["simulate", "--incidents", "5", "--out", "{dir}"],
+        ["schemas", "export", "--dir", "{events}"],
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, args: list[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    shutil.copy(SAMPLE, events)
+    argv = [a.format(events=events, dir=tmp_path) for a in args]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "error" in result.stderr
+    assert "events read" not in result.stderr  # nothing ran
+    assert events.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_a_directory_given_as_the_events_file_is_named_as_such(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["replay", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not a file" in result.stderr and "directory" in result.stderr
+
+
+def test_a_bad_time_names_its_option(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["replay", str(SAMPLE), "--until", "2026-11-26"])
+    assert result.exit_code == 2
+    assert "--until" in result.output + result.stderr
+
+
+def test_until_before_the_last_event_is_pointed_out(tmp_path: Path) -> None:
+    out = tmp_path / "flags.jsonl"
+    result = runner.invoke(
+        app, ["replay", str(SAMPLE), "--until", "2020-01-01T00:00:00Z", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "before the last event" in result.stderr
+    quiet = runner.invoke(
+        app, ["replay", str(SAMPLE), "--until", "2030-01-01T00:00:00Z", "-o", str(out)]
+    )
+    assert "before the last event" not in quiet.stderr
+
+
+def test_a_byte_order_mark_does_not_cost_the_first_event(tmp_path: Path) -> None:
+    events = tmp_path / "bom.jsonl"
+    events.write_bytes(b"\xef\xbb\xbf" + SAMPLE.read_bytes())
+    plain = runner.invoke(app, ["replay", str(SAMPLE), "-o", str(tmp_path / "a")])
+    marked = runner.invoke(app, ["replay", str(events), "--strict", "-o", str(tmp_path / "b")])
+    assert marked.exit_code == 0, marked.stderr
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    assert plain.stderr.splitlines()[0] == marked.stderr.splitlines()[0]
+
+
+def test_report_counts_unreadable_flag_and_decision_lines(tmp_path: Path) -> None:
+    argv = ["report", str(SAMPLE), "--flags", str(SAMPLE), "--decisions", str(SAMPLE)]
+    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    lines = len(SAMPLE.read_text().splitlines())
+    assert f"rejected {lines} lines of the --flags file" in result.stderr
+    assert f"rejected {lines} lines of the --decisions file" in result.stderr
+    strict = runner.invoke(app, [*argv, "--strict", "-o", str(tmp_path / "s.html")])
+    assert strict.exit_code == 1
+
+
+def test_rules_check_follows_cdi_rules_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    (rules / "cancellation.yaml").write_text("")
+    monkeypatch.setenv("CDI_RULES_DIR", str(rules))
+    result = runner.invoke(app, ["rules", "check"])
+    assert result.exit_code == 2
+    assert "cancellation.yaml" in result.stderr
+    assert str(rules) in result.stderr
+
+
+def test_config_says_what_unset_settings_resolve_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CDI_RULES_DIR", "CDI_FETCH_MAX_WAIT_MS", "CDI_METRICS_HOST", "CDI_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CDI_PROFILE", "local")
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "# CDI_FETCH_MAX_WAIT_MS unset: 100" in lines
+    assert "# CDI_METRICS_HOST unset: 127.0.0.1" in lines
+    assert f"# CDI_RULES_DIR unset: {ROOT / 'rules'}" in lines
+    assert "CDI_FETCH_MAX_WAIT_MS=" in lines  # still pastes back as unset
+    monkeypatch.setenv("CDI_FETCH_MAX_WAIT_MS", "250")
+    again = runner.invoke(app, ["config"]).stdout.splitlines()
+    assert "CDI_FETCH_MAX_WAIT_MS=250" in again
+    assert not any(line.startswith("# CDI_FETCH_MAX_WAIT_MS") for line in again)
+
+
+def test_config_fails_when_the_worker_could_not_load_its_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDI_RULES_DIR", str(tmp_path / "nowhere"))
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 2
+    assert "not a directory" in result.stderr

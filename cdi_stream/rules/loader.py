@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import string
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,10 +56,27 @@ class RuleSource:
         return tuple(sorted(found, key=lambda r: r.doc.id))
 
 
+RULES_DIR_ENV = "CDI_RULES_DIR"
+# The rules at the top of a source checkout.
+SOURCE_RULES = Path(__file__).resolve().parents[2] / "rules"
+# Where an installed wheel puts them (``data-files`` in pyproject.toml).
+INSTALLED_RULES = Path(sys.prefix) / "share" / "cdi-stream" / "rules"
+
+
 def default_rules_dir() -> Path:
-    """The rules shipped beside the package in a source checkout, else ./rules."""
-    here = Path(__file__).resolve().parents[2] / "rules"
-    return here if (here / EDITIONS_FILE).is_file() else Path("rules")
+    """The shipped rules: beside the package in a source checkout, else where an
+    installed wheel put them, else ./rules."""
+    for candidate in (SOURCE_RULES, INSTALLED_RULES):
+        if (candidate / EDITIONS_FILE).is_file():
+            return candidate
+    return Path("rules")
+
+
+def configured_rules_dir() -> Path:
+    """``CDI_RULES_DIR`` when set, else the shipped rules: every command then checks
+    and uses the rules the worker beside it runs with."""
+    configured = os.environ.get(RULES_DIR_ENV, "").strip()
+    return Path(configured) if configured else default_rules_dir()
 
 
 def load_rules(directory: Path | str) -> RuleSource:
@@ -68,6 +87,7 @@ def load_rules(directory: Path | str) -> RuleSource:
         raise RuleValidationError([RuleProblem(str(root), None, "not a directory")])
     digest = hashlib.sha256()
     editions: EditionsFile | None = None
+    editions_seen = False
     rules: list[LoadedRule] = []
     for path in _rule_files(root):
         raw = path.read_bytes()
@@ -75,12 +95,18 @@ def load_rules(directory: Path | str) -> RuleSource:
         if len(raw) > _MAX_FILE_BYTES:
             problems.append(RuleProblem(str(path), None, "file larger than 1 MiB"))
             continue
+        known = len(problems)
         docs = _parse_yaml(path, raw, problems)
         if path.name == EDITIONS_FILE:
+            editions_seen = True
             editions = _parse_editions(path, docs, problems)
+        elif not docs and len(problems) == known:
+            # A file truncated while being written would otherwise remove its rules
+            # from a running worker without a word.
+            problems.append(RuleProblem(str(path), None, "holds no YAML document (empty?)"))
         else:
             rules.extend(_parse_rules(path, docs, problems))
-    if editions is None:
+    if not editions_seen:
         problems.append(RuleProblem(str(root / EDITIONS_FILE), None, "missing editions file"))
     elif not rules and not problems:
         problems.append(RuleProblem(str(root), None, "no rule documents found"))

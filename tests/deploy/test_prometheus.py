@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from cdi_stream.metrics import Metrics
 from tests.deploy.support import (
     COUNTERS,
     GAUGES,
@@ -108,13 +110,11 @@ def test_kubernetes_prometheus_rule_holds_the_same_groups() -> None:
 
 def test_metric_list_matches_what_a_worker_exports() -> None:
     """The names the alerts and the dashboard are checked against are the real ones."""
-    metrics = pytest.importorskip("cdi_stream.metrics")
-    parser = pytest.importorskip("prometheus_client.parser")
-    worker = metrics.Metrics(process=True)
+    worker = Metrics(process=True)
     worker.cases_held = lambda: 0  # a worker counts the cases in its table
     text = worker.exposition().decode()
     exported: dict[str, set[str]] = {}
-    for family in parser.text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(text):
         if family.name.startswith("cdi_") and not family.name.endswith("_created"):
             exported.setdefault(family.type, set()).add(family.name)
     assert exported.get("counter", set()) == set(COUNTERS)

@@ -224,6 +224,7 @@ def test_stop_makes_the_port_refuse_connections() -> None:
             wait_ready(local.host, local.port, timeout=2.0)
         assert not local.running
         assert refuses_connections(local.host, local.port)
+        assert not local.log_path.parent.exists()  # a clean exit leaves no log behind
         local.stop()  # a second stop is harmless
     finally:
         local.cleanup()

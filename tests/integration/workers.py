@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +27,19 @@ from cdi_stream.deployment import PrivateDeployment
 PARTITIONS = 4
 
 
+@functools.cache
+def _data_root() -> Path:
+    """One temporary directory for the data directories of every worker in this run.
+
+    A worker without ``CDI_DATA_DIR`` creates ``<group>-data`` in its working directory,
+    even with the in-memory store; a test must not leave that in the checkout. Removed
+    when the run ends, once every worker has stopped.
+    """
+    root = Path(tempfile.mkdtemp(prefix="cdi-test-data-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
 @dataclass(frozen=True)
 class Topics(PrivateDeployment):
     """A private deployment per test, so tests never share state."""
@@ -31,6 +48,8 @@ class Topics(PrivateDeployment):
 
     def env(self, bootstrap: str, **variables: str) -> dict[str, str]:
         defaults = {
+            # Workers of one deployment share it, as they would share a working directory.
+            "CDI_DATA_DIR": str(_data_root() / self.prefix),
             "CDI_PROFILE": "local",
             "CDI_CLOCK": "hybrid",
             "CDI_PARTITIONS": str(PARTITIONS),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cdi_stream.rules import loader
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.errors import RuleValidationError
 from cdi_stream.rules.loader import load_rules
@@ -136,3 +137,40 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
     bad2 = GOOD.replace("id: TEST-RULE", "id: OTHER").replace("{due_at}", "{nothing}")
     found = problems(rules_dir(tmp_path, bad1, bad2))
     assert any("TEST-RULE" in p for p in found) and any("OTHER" in p for p in found)
+
+
+def test_an_empty_rule_file_is_a_problem_not_fewer_rules(tmp_path: Path) -> None:
+    target = rules_dir(tmp_path, GOOD)
+    (target / "truncated.yaml").write_text("# half written\n")
+    found = problems(target)
+    assert any("truncated.yaml" in p and "no YAML document" in p for p in found)
+
+
+def test_an_empty_editions_file_is_not_called_missing(tmp_path: Path) -> None:
+    target = rules_dir(tmp_path, GOOD)
+    (target / "editions.yaml").write_text("")
+    found = problems(target)
+    assert any("exactly one YAML document" in p for p in found)
+    assert not any("missing editions file" in p for p in found)
+
+
+def test_shipped_rules_come_from_the_checkout_then_the_installed_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert loader.default_rules_dir() == RULES
+    installed = tmp_path / "share" / "cdi-stream" / "rules"
+    shutil.copytree(RULES, installed)
+    monkeypatch.setattr(loader, "SOURCE_RULES", tmp_path / "no-checkout")
+    monkeypatch.setattr(loader, "INSTALLED_RULES", installed)
+    assert loader.default_rules_dir() == installed
+    monkeypatch.setattr(loader, "INSTALLED_RULES", tmp_path / "not-installed")
+    assert loader.default_rules_dir() == Path("rules")
+
+
+def test_the_configured_rules_directory_wins_over_the_shipped_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CDI_RULES_DIR", raising=False)
+    assert loader.configured_rules_dir() == RULES
+    monkeypatch.setenv("CDI_RULES_DIR", str(tmp_path))
+    assert loader.configured_rules_dir() == tmp_path
