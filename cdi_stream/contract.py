@@ -32,6 +32,7 @@ Choices that are not obvious from the contract:
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Self
 
@@ -190,6 +191,7 @@ DeadLetterKind = Literal[
     "incident_limit",
     "engine_error",
     "future_event",
+    "wrong_partition",
 ]
 
 KNOWN_QUALIFIERS: Final = frozenset(
@@ -490,14 +492,22 @@ class DeadLetterError(_Model):
 
 # Room for a 12 MiB message once base64-encoded; far above any broker's default limit.
 _MAX_PAYLOAD_CHARS: Final = 16 * 1024 * 1024
+# The largest dead letter sent whole, encoded. Kafka producers and brokers refuse
+# records over about 1 MiB by default, and a dead letter is larger than the message it
+# carries (base64, JSON escapes): a message near the input limit would not fit whole.
+DEAD_LETTER_MAX_BYTES: Final = 900_000
+_MAX_DEAD_LETTER_KEY: Final = 4096
 
 
 class DeadLetter(_Output):
-    """An input message that could not be used, kept whole so nothing is lost silently.
+    """An input message that could not be used, kept whole where it fits, so nothing
+    is lost silently.
 
     `encoding` applies to both `key` and `value`: `base64` when either is not
     valid UTF-8. For records read from a file, `topic` names the file or the topic it
-    stands for and `partition`/`offset` may be null.
+    stands for and `partition`/`offset` may be null. A message too large to carry whole
+    (over `DEAD_LETTER_MAX_BYTES` once encoded) keeps the start of its value, with
+    `truncated` set, and its full size and SHA-256 so it can be found at the source.
     """
 
     schema_version: Literal[1] = 1
@@ -509,6 +519,11 @@ class DeadLetter(_Output):
     value: Annotated[str, _bounded(_MAX_PAYLOAD_CHARS)]
     error: DeadLetterError
     received_at: OutputTimestamp
+    truncated: bool = False
+    value_bytes: int = Field(ge=0, description="Size of the original value in bytes.")
+    value_sha256: Annotated[str, _bounded(64, 64)] = Field(
+        description="SHA-256 of the original value, hex."
+    )
 
     @classmethod
     def from_raw(
@@ -522,25 +537,38 @@ class DeadLetter(_Output):
         offset: int | None,
         received_at: datetime,
     ) -> DeadLetter:
-        """Build a dead letter from raw bytes, choosing the encoding that keeps them exact."""
-        encoding: Literal["utf-8", "base64"] = "utf-8"
-        try:
-            key_text = None if key is None else key.decode()
-            value_text = value.decode()
-        except UnicodeDecodeError:
-            encoding = "base64"
-            key_text = None if key is None else base64.b64encode(key).decode("ascii")
-            value_text = base64.b64encode(value).decode("ascii")
-        return cls(
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            encoding=encoding,
-            key=key_text,
-            value=value_text,
-            error=error,
-            received_at=received_at,
-        )
+        """Build a dead letter from raw bytes, choosing the encoding that keeps them exact,
+        and cutting the value short where the whole letter would be too large to send."""
+        digest = hashlib.sha256(value).hexdigest()
+        if key is not None and len(key) > _MAX_DEAD_LETTER_KEY:
+            key = key[:_MAX_DEAD_LETTER_KEY]  # keys are short; a huge one is noise
+        kept = value
+        while True:
+            encoding: Literal["utf-8", "base64"] = "utf-8"
+            try:
+                key_text = None if key is None else key.decode()
+                value_text = kept.decode()
+            except UnicodeDecodeError:
+                encoding = "base64"
+                key_text = None if key is None else base64.b64encode(key).decode("ascii")
+                value_text = base64.b64encode(kept).decode("ascii")
+            letter = cls(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                encoding=encoding,
+                key=key_text,
+                value=value_text,
+                error=error,
+                received_at=received_at,
+                truncated=len(kept) < len(value),
+                value_bytes=len(value),
+                value_sha256=digest,
+            )
+            if not kept or len(letter.to_json_bytes()) <= DEAD_LETTER_MAX_BYTES:
+                return letter
+            # Halving fits in a few steps whatever the encoding and escaping cost.
+            kept = kept[: min(len(kept) // 2, DEAD_LETTER_MAX_BYTES // 2)]
 
     def raw_value(self) -> bytes:
         """The original value bytes."""

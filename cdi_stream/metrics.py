@@ -98,6 +98,13 @@ class Metrics:
             ["kind"],
             registry=reg,
         )
+        self.dead_letters_lost = Counter(
+            "cdi_dead_letters_lost",
+            "Messages that could not be used and could not be sent to the dead-letter "
+            "topic either (the log names where each still is), by kind.",
+            ["kind"],
+            registry=reg,
+        )
         self.flag_changes = Counter(
             "cdi_flag_changes",
             "Flag changes published to the DDM review topic.",
@@ -204,6 +211,9 @@ class Metrics:
 
     def dead_letter(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()
+
+    def dead_letter_lost(self, kind: str) -> None:
+        self.dead_letters_lost.labels(kind).inc()
 
     def flags_changed(self, changes: Iterable[FlagChange]) -> None:
         with self._lock:

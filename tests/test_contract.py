@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from cdi_stream.contract import (
+    DEAD_LETTER_MAX_BYTES,
     KNOWN_QUALIFIERS,
     ContractError,
     CrimeCancelled,
@@ -589,7 +591,36 @@ def test_contract_error_becomes_a_dead_letter() -> None:
     assert doc["error"] == {"kind": "not_object", "field": None, "message": err.message}
     assert (doc["topic"], doc["partition"], doc["offset"]) == ("cdi.incidents", 3, 42)
     assert doc["received_at"] == T0
+    assert (doc["truncated"], doc["value_bytes"]) == (False, 2)
+    assert doc["value_sha256"] == hashlib.sha256(b"[]").hexdigest()
     assert DeadLetter.model_validate_json(letter.to_json_bytes()) == letter
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'"' * 1_000_000,  # every byte doubles as a JSON escape
+        b"\x01" * 300_000,  # control characters: six bytes each as \u0001
+        bytes(range(256)) * 4096,  # not UTF-8: base64, a third larger
+        b"a" * 899_000,  # fits whole
+    ],
+)
+def test_a_dead_letter_always_fits_a_kafka_record(value: bytes) -> None:
+    letter = DeadLetter.from_raw(
+        key=b"k" * 10_000,
+        value=value,
+        error=DeadLetterError(kind="too_large", message="big"),
+        topic="cdi.incidents",
+        partition=0,
+        offset=0,
+        received_at=T0_DT,
+    )
+    written = letter.to_json_bytes()
+    assert len(written) <= DEAD_LETTER_MAX_BYTES
+    back = DeadLetter.model_validate_json(written)
+    assert value.startswith(back.raw_value()) and back.raw_value()
+    assert back.truncated == (back.raw_value() != value)
+    assert (back.value_bytes, back.value_sha256) == (len(value), hashlib.sha256(value).hexdigest())
 
 
 def test_dead_letter_keeps_non_utf8_bytes_exactly() -> None:

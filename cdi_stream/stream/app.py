@@ -137,6 +137,11 @@ class Shell:
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
         p = self.partition_of(event.incident_id)
+        if p != partition:
+            await self.dead_letter(
+                key, raw, self._misplaced(p, partition), topic, partition, offset
+            )
+            return
         engine = self.engine_for(p)
         if engine.is_duplicate(event):
             await self.publish(engine.current_flags(event.incident_id), new=False)
@@ -170,10 +175,17 @@ class Shell:
         raw = value or b""
         try:
             decision = parse_decision(raw, max_bytes=self.settings.max_message_bytes)
-            changes = self.engine_for(self.partition_of(decision.incident_id)).decide(decision)
         except ContractError as exc:
             await self.dead_letter(key, raw, exc.to_dead_letter_error(), topic, partition, offset)
             return
+        p = self.partition_of(decision.incident_id)
+        if p != partition:
+            await self.dead_letter(
+                key, raw, self._misplaced(p, partition), topic, partition, offset
+            )
+            return
+        try:
+            changes = self.engine_for(p).decide(decision)
         except UnknownFlag as exc:
             error = DeadLetterError(kind="unknown_flag", field="flag_id", message=str(exc))
             await self.dead_letter(key, raw, error, topic, partition, offset)
@@ -213,6 +225,17 @@ class Shell:
         if published_at:
             self.metrics.published(published_at)
 
+    def _misplaced(self, owner: int, partition: int) -> DeadLetterError:
+        """An incident's state lives with its partition: processed anywhere else, its
+        events would raise flags that the worker owning the incident never revises."""
+        return DeadLetterError(
+            kind="wrong_partition",
+            field="incident_id",
+            message=f"the incident belongs on partition {owner} of "
+            f"{self.settings.partitions}, not {partition}: key messages by incident_id "
+            "with Kafka's default (murmur2) partitioner",
+        )
+
     async def dead_letter(
         self,
         key: bytes | None,
@@ -222,7 +245,6 @@ class Shell:
         partition: int,
         offset: int,
     ) -> None:
-        self.metrics.dead_letter(error.kind)
         letter = DeadLetter.from_raw(
             key=key,
             value=value,
@@ -233,7 +255,21 @@ class Shell:
             received_at=datetime.now(UTC),
         )
         assert self.send_dlq is not None
-        await self.send_dlq(letter)
+        try:
+            await self.send_dlq(letter)
+        except Exception:
+            # Not silent: counted, alerted on, and logged with where the original
+            # still is (the input topic keeps it for its retention period).
+            self.metrics.dead_letter_lost(error.kind)
+            log.exception(
+                "could not send a %s dead letter; the original is %s/%s@%s",
+                error.kind,
+                topic,
+                partition,
+                offset,
+            )
+            return
+        self.metrics.dead_letter(error.kind)
 
     def rebuild(self, active: set[int]) -> list[FlagChange]:
         """After recovery: fresh engines for the partitions this worker owns, their

@@ -24,6 +24,7 @@ TOPICS = ("cdi.incidents", "cdi.ddm-decisions", "cdi.ddm-review", "cdi.incidents
 COUNTERS = (
     "cdi_events_consumed",
     "cdi_dead_letters",
+    "cdi_dead_letters_lost",
     "cdi_flag_changes",
     "cdi_deadline_warnings",
     "cdi_deadline_breaches",

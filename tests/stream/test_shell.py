@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from typing import Any
 
 import pytest
 
-from cdi_stream.contract import DeadLetter, FlagChange
+from cdi_stream.contract import DEAD_LETTER_MAX_BYTES, DeadLetter, FlagChange
 from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.settings import load_settings
@@ -33,7 +34,8 @@ class Captured:
 def make_shell(
     book: RuleBook, table: dict[Any, Any], clock: str = "event", **overrides: Any
 ) -> tuple[Shell, Captured]:
-    settings = load_settings(clock=clock, partitions=4, max_message_bytes=2048, **overrides)
+    options: dict[str, Any] = {"partitions": 4, "max_message_bytes": 2048, **overrides}
+    settings = load_settings(clock=clock, **options)
     shell = Shell(settings, book, TableStore(table), Metrics())
     captured = Captured()
     shell.send_review = captured.send_review
@@ -42,9 +44,12 @@ def make_shell(
 
 
 def feed(shell: Shell, events: list[dict[str, Any]]) -> None:
+    """Each event on its incident's partition, as a producer keyed by incident id puts it."""
+
     async def go() -> None:
         for i, e in enumerate(events):
-            await shell.on_incident(e["incident_id"].encode(), json.dumps(e).encode(), "in", 0, i)
+            p = partition_for(e["incident_id"], shell.settings.partitions)
+            await shell.on_incident(e["incident_id"].encode(), json.dumps(e).encode(), "in", p, i)
 
     asyncio.run(go())
 
@@ -122,16 +127,9 @@ def test_recovery_rebuilds_deadlines_of_owned_partitions_from_the_table(book: Ru
 
 def test_decision_for_an_unknown_flag_is_a_dead_letter(book: RuleBook) -> None:
     shell, out = make_shell(book, {})
-    body = {
-        "decision_id": "D1",
-        "flag_id": "flag-000000000000000000000000",
-        "incident_id": "INC-1",
-        "decision": "upheld",
-        "reason": "r",
-        "decided_at": "2026-01-05T10:00:00Z",
-        "ddm_ref": "DDM-1",
-    }
-    asyncio.run(shell.on_decision(b"INC-1", json.dumps(body).encode(), "dec", 0, 3))
+    body = decision_on_unknown_flag("upheld")
+    p = partition_for("INC-1", 4)
+    asyncio.run(shell.on_decision(b"INC-1", json.dumps(body).encode(), "dec", p, 3))
     assert [d.error.kind for d in out.dlq] == ["unknown_flag"]
 
 
@@ -143,6 +141,18 @@ def test_partition_for_matches_kafka_python(key: str) -> None:
     # producers use the same murmur2 scheme.
     every = list(range(8))
     assert partition_for(key, 8) == DefaultPartitioner()(key.encode(), every, every)
+
+
+def decision_on_unknown_flag(decision: str) -> dict[str, str]:
+    return {
+        "decision_id": "D1",
+        "flag_id": "flag-000000000000000000000000",
+        "incident_id": "INC-1",
+        "decision": decision,
+        "reason": "r",
+        "decided_at": "2026-01-05T10:00:00Z",
+        "ddm_ref": "DDM-1",
+    }
 
 
 def neighbour(incident_id: str, nth: int = 1) -> str:
@@ -212,3 +222,72 @@ def test_metrics_follow_the_flags_published(book: RuleBook) -> None:
     latest = {c.flag_id: c for c in out.review}
     still_open = sum(1 for c in latest.values() if c.status == "open")
     assert total(shell, "cdi_open_flags") == still_open
+
+
+def test_an_event_on_another_partition_than_its_incident_is_a_dead_letter(
+    book: RuleBook,
+) -> None:
+    """Processed where it arrived, a mis-keyed event would raise flags that the worker
+    owning its incident never sees or revises (its crime record goes elsewhere)."""
+    shell, out = make_shell(book, {})
+    events = Incident().reported(0).closed(1, "non_crime", "x").events
+    right = partition_for("INC-1", 4)
+    wrong = (right + 1) % 4
+
+    async def go() -> None:
+        for i, e in enumerate(events):
+            await shell.on_incident(b"E-1", json.dumps(e).encode(), "in", wrong, i)
+
+    asyncio.run(go())
+    assert out.review == []
+    assert [(d.error.kind, d.error.field, d.partition) for d in out.dlq] == [
+        ("wrong_partition", "incident_id", wrong)
+    ] * 2
+    assert f"partition {right} of 4, not {wrong}" in out.dlq[0].error.message
+    assert shell.store.get("INC-1") is None
+    assert sample(shell, "cdi_dead_letters_total", kind="wrong_partition") == 2
+    feed(shell, events)  # the same events, keyed right, are processed
+    assert [c.finding for c in out.review] == ["crime_not_recorded"]
+
+
+def test_a_decision_on_another_partition_than_its_incident_is_a_dead_letter(
+    book: RuleBook,
+) -> None:
+    shell, out = make_shell(book, {})
+    body = decision_on_unknown_flag("rejected")
+    wrong = (partition_for("INC-1", 4) + 1) % 4
+    asyncio.run(shell.on_decision(b"D1", json.dumps(body).encode(), "dec", wrong, 3))
+    assert [d.error.kind for d in out.dlq] == ["wrong_partition"]
+
+
+def test_a_message_too_large_to_carry_whole_is_dead_lettered_cut_short(book: RuleBook) -> None:
+    """Base64 makes a dead letter a third larger than its message: one near the input
+    limit must still reach the dead-letter topic, with enough to find the original."""
+    shell, out = make_shell(book, {}, max_message_bytes=2 * 1024 * 1024)
+    raw = bytes(range(256)) * 4000  # about 1 MB, not UTF-8
+    asyncio.run(shell.on_incident(b"k", raw, "in", 2, 11))
+    (letter,) = out.dlq
+    assert len(letter.to_json_bytes()) <= DEAD_LETTER_MAX_BYTES
+    assert letter.truncated and letter.encoding == "base64"
+    assert letter.value_bytes == len(raw)
+    assert letter.value_sha256 == hashlib.sha256(raw).hexdigest()
+    kept = letter.raw_value()
+    assert 0 < len(kept) < len(raw) and raw.startswith(kept)
+    assert (letter.topic, letter.partition, letter.offset) == ("in", 2, 11)
+
+
+def test_a_dead_letter_that_cannot_be_sent_is_counted_as_lost_not_sent(
+    book: RuleBook, caplog: pytest.LogCaptureFixture
+) -> None:
+    shell, out = make_shell(book, {})
+
+    async def refuse(letter: DeadLetter) -> None:
+        raise RuntimeError("broker says no")
+
+    shell.send_dlq = refuse
+    asyncio.run(shell.on_incident(b"k", b"{nope", "in", 3, 42))
+    assert sample(shell, "cdi_dead_letters_total", kind="not_json") == 0
+    assert sample(shell, "cdi_dead_letters_lost_total", kind="not_json") == 1
+    assert "in/3@42" in caplog.text
+    feed(shell, Incident().reported(0).closed(1, "non_crime", "x").events)  # goes on
+    assert [c.finding for c in out.review] == ["crime_not_recorded"]
