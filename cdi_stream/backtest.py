@@ -739,6 +739,7 @@ def backtest_command(
     html_out: Path | None = None,
     console: Console | None = None,
     err_console: Console | None = None,
+    config: EngineConfig | None = None,
 ) -> int:
     """Run a backtest and report it; the exit status: 0, or 2 for unusable input.
 
@@ -766,7 +767,13 @@ def backtest_command(
 
     try:
         result = run_backtest(
-            source, rules_a, rules_b, until=until, examples=examples, on_error=report
+            source,
+            rules_a,
+            rules_b,
+            until=until,
+            examples=examples,
+            config=config,
+            on_error=report,
         )
     except RuleValidationError as exc:
         for problem in exc.problems:

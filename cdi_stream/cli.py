@@ -126,6 +126,7 @@ def replay(
     from cdi_stream.runtime import tune_gc
 
     until_at = _parse_time(until, "--until") if until else None
+    engine_config = _settings().engine_config()
     _check_output(out, "--out", events)
     _check_output(metrics, "--metrics", events, out)
     book = _load_book(rules)
@@ -157,6 +158,7 @@ def replay(
             book,
             out=sink,
             until=until_at,
+            config=engine_config,
             on_error=report,
             on_progress=advance,
             metrics=recorder,
@@ -233,6 +235,7 @@ def report(
             _fail(_not_a_file(path))
     _check_output(out, "--out", events, flags, decisions)
     _check_output(json_out, "--json", events, flags, decisions, out)
+    engine_config = _settings().engine_config()
     book = _load_book(rules)
 
     def reject(error: LineError) -> None:
@@ -248,6 +251,7 @@ def report(
             flags_path=flags,
             decisions_path=decisions,
             yearly_volume=yearly_volume,
+            config=engine_config,
             on_error=reject,
         )
     except ValueError as exc:
@@ -306,6 +310,7 @@ def backtest(
     from cdi_stream.backtest import backtest_command
 
     until_at = _parse_time(until, "--until") if until else None
+    engine_config = _settings().engine_config()
     code = backtest_command(
         events,
         rules_a,
@@ -316,6 +321,7 @@ def backtest(
         html_out=html_out,
         console=Console(),
         err_console=err,
+        config=engine_config,
     )
     raise typer.Exit(code)
 

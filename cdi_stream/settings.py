@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
         extra="forbid",
         frozen=True,
+        # "inf" would read as a deadline that never falls due or a commit that never
+        # happens: every number must be finite.
+        allow_inf_nan=False,
         # Pydantic would otherwise print rejected input, which may be a password.
         hide_input_in_errors=True,
     )
@@ -225,7 +228,9 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     max_message_bytes: int = Field(
         1_048_576,
-        ge=1,
+        # A report with a victim and a disclosure takes about 500 bytes: a smaller
+        # limit would send every event to the dead-letter topic.
+        ge=1024,
         description="Larger input messages go to the dead-letter topic as too_large.",
     )
 

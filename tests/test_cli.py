@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -310,3 +311,32 @@ def test_config_fails_when_the_worker_could_not_load_its_rules(
     result = runner.invoke(app, ["config"])
     assert result.exit_code == 2
     assert "not a directory" in result.stderr
+
+
+def test_replay_uses_the_engine_settings_a_worker_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["replay", str(SAMPLE), "--until", "2026-11-26T00:00:00Z", "-q"]
+    default = runner.invoke(app, [*argv, "-o", str(tmp_path / "a")])
+    monkeypatch.setenv("CDI_DEADLINE_HOURS", "48")
+    monkeypatch.setenv("CDI_SECOND_WARNING_HOURS", "40")
+    longer = runner.invoke(app, [*argv, "-o", str(tmp_path / "b")])
+    assert default.exit_code == longer.exit_code == 0
+
+    def first_due(path: Path) -> dict[str, dt.datetime]:
+        out: dict[str, dt.datetime] = {}
+        for line in path.read_text().splitlines():
+            flag = json.loads(line)
+            if flag["due_at"] is not None:
+                due = dt.datetime.fromisoformat(flag["due_at"].replace("Z", "+00:00"))
+                out.setdefault(flag["flag_id"], due)
+        return out
+
+    before, after = first_due(tmp_path / "a"), first_due(tmp_path / "b")
+    shared = before.keys() & after.keys()
+    assert shared
+    assert all(after[f] - before[f] == dt.timedelta(hours=24) for f in shared)
+    monkeypatch.setenv("CDI_DEADLINE_HOURS", "inf")
+    refused = runner.invoke(app, [*argv, "-o", str(tmp_path / "c")])
+    assert refused.exit_code == 2
+    assert "CDI_DEADLINE_HOURS" in refused.stderr

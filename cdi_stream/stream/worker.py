@@ -11,10 +11,11 @@ from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
 from cdi_stream.runtime import tune_gc
-from cdi_stream.settings import Settings
+from cdi_stream.settings import Settings, unknown_env_vars
 from cdi_stream.stream.app import build_app, changelog_topic
 
 COMPACT = {"cleanup.policy": "compact"}
+log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings) -> None:
@@ -50,9 +51,6 @@ def serve_metrics(settings: Settings) -> Metrics:
                 f"cannot serve metrics on {host}:{settings.metrics_port}: {exc.strerror}; "
                 "set CDI_METRICS_PORT to a free port, or 0 to turn the endpoint off"
             ) from exc
-        logging.getLogger(__name__).info(
-            "metrics on http://%s:%d/metrics", host, settings.metrics_port
-        )
     return metrics
 
 
@@ -63,6 +61,17 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     metrics = serve_metrics(settings)
     app, _ = build_app(settings, book, metrics)
     logging.getLogger("cdi_stream").setLevel(loglevel.upper())
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def announce() -> None:
+        # Logged once faust has set up logging; earlier lines would go nowhere.
+        if settings.metrics_port:
+            log.info(
+                "metrics on http://%s:%d/metrics", settings.metrics_address(), settings.metrics_port
+            )
+        for name in unknown_env_vars():
+            log.warning("ignored, not a setting: %s", name)
+
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     tune_gc()
     worker.execute_from_commandline()

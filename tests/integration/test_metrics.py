@@ -87,7 +87,8 @@ def test_worker_metrics_match_the_stream(broker: str, book: RuleBook, tmp_path: 
     topics = Topics()
     prepare(broker, topics)
     port = free_port()
-    env = topics.env(broker, CDI_METRICS_PORT=str(port))
+    # A mistyped variable: ignored, and the worker's log says so.
+    env = topics.env(broker, CDI_METRICS_PORT=str(port), CDI_PARTITION="2")
     want = open_view(flags)  # type: ignore[arg-type]
     with running(env, tmp_path / "worker.log"):
         before = scrape(port)
@@ -98,6 +99,9 @@ def test_worker_metrics_match_the_stream(broker: str, book: RuleBook, tmp_path: 
         wait_for(lambda: read_all(broker, topics.dlq), lambda m: len(m) >= len(bad))
         got = scrape(port)
 
+    log = (tmp_path / "worker.log").read_text()
+    assert f"metrics on http://127.0.0.1:{port}/metrics" in log
+    assert "ignored, not a setting: CDI_PARTITION (did you mean CDI_PARTITIONS?)" in log
     consumed = by(got, "cdi_events_consumed_total", "event_type")
     assert consumed == by(expected, "cdi_events_consumed_total", "event_type")
     assert sum(consumed.values()) == len([line for line in lines if line.strip()])
