@@ -36,6 +36,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -280,10 +281,12 @@ class Shell:
         self.watermarks = {p: t for p, t in self.watermarks.items() if p in active}
         republish: list[FlagChange] = []
         deadlines: list[tuple[str, tuple[float, ...]]] = []
+        held: Counter[int] = Counter()
         for incident_id in self.store:
             p = self.partition_of(incident_id)
             if p not in active:
                 continue
+            held[p] += 1
             state = self.store.get(incident_id)
             if state is None:
                 continue
@@ -294,6 +297,7 @@ class Shell:
             republish.extend(engine.current_flags(incident_id))
             if state.deadlines:
                 deadlines.append((incident_id, tuple(state.deadlines.values())))
+        self.store.own(held)
         for p in active:
             self.engine_for(p)
             if p in self.watermarks:
@@ -340,8 +344,9 @@ def build_app(
         key_type=bytes,
         use_partitioner=True,
     )
-    shell = Shell(settings, book, TableStore(table), metrics or Metrics())
-    shell.metrics.cases_held = shell.store.__len__
+    store = TableStore(table, lambda incident_id: partition_for(incident_id, settings.partitions))
+    shell = Shell(settings, book, store, metrics or Metrics())
+    shell.metrics.cases_held = shell.store.held
     shell.announce_rules()
     reloader = RulesReloader(
         book.source.directory, book, on_swap=shell.use_rules, on_result=shell.reload_result

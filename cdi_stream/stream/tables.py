@@ -10,7 +10,8 @@ table after recovery.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections import Counter
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from kafka.partitioner.default import murmur2
@@ -25,11 +26,19 @@ def partition_for(key: str, partitions: int) -> int:
 
 class TableStore:
     """``CaseStore`` over a faust table: raw incident-id keys, ``CaseState.to_dict()``
-    values."""
+    values.
 
-    def __init__(self, table: MutableMapping[bytes, Any]) -> None:
+    It also counts the cases of the partitions this worker owns: the table itself may
+    still hold the keys of partitions handed to another worker, which would count
+    twice across the group."""
+
+    def __init__(
+        self, table: MutableMapping[bytes, Any], partition_of: Callable[[str], int]
+    ) -> None:
         self._table = table
         self._cache: dict[str, CaseState] = {}
+        self._partition_of = partition_of
+        self._held: Counter[int] = Counter()
 
     def get(self, incident_id: str) -> CaseState | None:
         state = self._cache.get(incident_id)
@@ -43,14 +52,26 @@ class TableStore:
         return state
 
     def put(self, state: CaseState) -> None:
+        key = state.incident_id.encode()
+        if state.incident_id not in self._cache and key not in self._table:
+            self._held[self._partition_of(state.incident_id)] += 1
         self._cache[state.incident_id] = state
-        self._table[state.incident_id.encode()] = state.to_dict()
+        self._table[key] = state.to_dict()
 
     def delete(self, incident_id: str) -> None:
         self._cache.pop(incident_id, None)
         key = incident_id.encode()
         if key in self._table:
             del self._table[key]
+            self._held[self._partition_of(incident_id)] -= 1
+
+    def held(self) -> int:
+        """Cases of the partitions owned (as of the last ``own``)."""
+        return sum(self._held.values())
+
+    def own(self, counts: Counter[int]) -> None:
+        """After a rebalance: the cases per partition now owned."""
+        self._held = Counter(counts)
 
     def forget_cache(self) -> None:
         """After a rebalance the table, not the cache, says what this worker owns."""

@@ -36,7 +36,8 @@ def make_shell(
 ) -> tuple[Shell, Captured]:
     options: dict[str, Any] = {"partitions": 4, "max_message_bytes": 2048, **overrides}
     settings = load_settings(clock=clock, **options)
-    shell = Shell(settings, book, TableStore(table), Metrics())
+    store = TableStore(table, lambda incident_id: partition_for(incident_id, 4))
+    shell = Shell(settings, book, store, Metrics())
     captured = Captured()
     shell.send_review = captured.send_review
     shell.send_dlq = captured.send_dlq
@@ -122,6 +123,14 @@ def test_recovery_rebuilds_deadlines_of_owned_partitions_from_the_table(book: Ru
     assert sample(restarted, "cdi_open_deadlines") == len(mine)
     assert sample(restarted, "cdi_next_deadline_timestamp_seconds") == T0.timestamp() + 86400
     assert sample(restarted, "cdi_assigned_partitions") == 2
+    # The table still holds every case; only the owned partitions' count as held.
+    assert len(recovered) == len(ids)
+    restarted.metrics.cases_held = restarted.store.held
+    assert sample(restarted, "cdi_cases_held") == len(mine) < len(ids)
+    newcomer = next(f"NEW-{i}" for i in range(100) if partition_for(f"NEW-{i}", 4) in owned)
+    feed(restarted, Incident(newcomer).reported(0).events)
+    feed(restarted, Incident(newcomer).reported(0).events)  # the same again: no new case
+    assert sample(restarted, "cdi_cases_held") == len(mine) + 1
     assert sample(restarted, "cdi_open_flags", finding="deadline_warning", priority="P3") == 0
 
 
