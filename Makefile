@@ -26,8 +26,8 @@ replay: setup
 	@echo "flag changes written to examples/out-flags.jsonl"
 
 lint: setup
-	$(BIN)/ruff check cdi_stream tests bench
-	$(BIN)/ruff format --check cdi_stream tests bench
+	$(BIN)/ruff check cdi_stream tests bench deploy
+	$(BIN)/ruff format --check cdi_stream tests bench deploy
 	$(BIN)/mypy
 
 test: lint

@@ -78,8 +78,10 @@ class TopicMismatch(BrokerError):
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"topic {topic!r} has {actual} partitions, expected {expected}; "
-            "delete and re-create it, or use the partition count it already has"
+            f"topic {topic!r} has {actual} partitions, expected {expected}: set "
+            f"CDI_PARTITIONS={actual}, or, to change the count, run a new deployment "
+            "beside this one (new topic names and consumer group; see docs/operations.md, "
+            "'More partitions'); deleting the topic would lose its history"
         )
 
 

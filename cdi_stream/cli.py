@@ -220,6 +220,14 @@ def report(
             help="Crimes recorded in 12 months (excluding fraud), for the unrecorded estimate.",
         ),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="When the events were extracted, RFC 3339 (default: the last event's "
+            "time). Crimes not yet due by then and not yet recorded are left out.",
+        ),
+    ] = None,
     rules: RulesDirOption = None,
     strict: StrictOption = False,
     quiet: QuietOption = False,
@@ -230,6 +238,7 @@ def report(
 
     start = _parse_time(period_from, "--from") if period_from else None
     end = _parse_time(period_to, "--to") if period_to else None
+    extracted = _parse_time(as_of, "--as-of") if as_of else None
     for path in (events, flags, decisions):
         if path is not None and not path.is_file():
             _fail(_not_a_file(path))
@@ -252,6 +261,7 @@ def report(
             decisions_path=decisions,
             yearly_volume=yearly_volume,
             config=engine_config,
+            as_of=extracted,
             on_error=reject,
         )
     except ValueError as exc:
@@ -279,6 +289,14 @@ def report(
                     "the figures leave them out",
                     highlight=False,
                 )
+        if not result.complete:
+            err.print(
+                f"[yellow]note[/yellow] the events end before every deadline of the period "
+                f"has passed ({_iso(result.complete_at.timestamp())}): "
+                f"{result.recording_rate.pending} crimes not yet due are left out; give "
+                "--as-of if the file was extracted later",
+                highlight=False,
+            )
         err.print(f"{result.summary()}  -> {out}", highlight=False, markup=False)
     if strict and (result.inputs.rejected or any(unread.values())):
         raise typer.Exit(1)
@@ -500,12 +518,12 @@ def worker(
 ) -> None:
     """Run a streaming worker (configuration from CDI_* variables; see `config`)."""
     from cdi_stream.broker import BrokerError
-    from cdi_stream.stream.worker import MetricsPortInUse, run_worker
+    from cdi_stream.stream.worker import DataDirInUse, MetricsPortInUse, run_worker
 
     settings = _settings()
     try:
         run_worker(settings, loglevel=loglevel)
-    except (BrokerError, RulesError, MetricsPortInUse) as exc:
+    except (BrokerError, RulesError, MetricsPortInUse, DataDirInUse) as exc:
         if isinstance(exc, RuleValidationError):
             for problem in exc.problems:
                 err.print(f"[red]error[/red] {problem}", highlight=False)
@@ -577,7 +595,9 @@ def decide(
         bool, typer.Option("--upheld", help="The flag is right; the record is being corrected.")
     ] = False,
     rejected: Annotated[bool, typer.Option("--rejected", help="The flag is wrong.")] = False,
-    ddm: Annotated[str | None, typer.Option("--ddm", help="Your DDM reference.")] = None,
+    ddm: Annotated[
+        str | None, typer.Option("--ddm", help="Your DDM reference.  [required]")
+    ] = None,
     incident: Annotated[
         str | None,
         typer.Option(help="The flag's incident id (default: looked up on the review topic, ~2 s)."),

@@ -352,9 +352,13 @@ class Settings(BaseSettings):
             "fetch_max_wait_ms": str(self.fetch_wait_ms()),
             "metrics_host": self.metrics_address(),
             "rules_dir": str(default_rules_dir().resolve()),
-            "data_dir": str(Path.cwd() / f"{self.consumer_group}-data"),
+            "data_dir": str(self.data_directory().absolute()),
         }
         return {env_name(f): v for f, v in derived.items() if getattr(self, f) is None}
+
+    def data_directory(self) -> Path:
+        """faust's data directory: the setting, else faust's own default."""
+        return self.data_dir or Path(f"{self.consumer_group}-data")
 
     def metrics_address(self) -> str:
         """Where the metrics endpoint listens: loopback unless production asks otherwise."""

@@ -340,3 +340,15 @@ def test_replay_uses_the_engine_settings_a_worker_would(
     refused = runner.invoke(app, [*argv, "-o", str(tmp_path / "c")])
     assert refused.exit_code == 2
     assert "CDI_DEADLINE_HOURS" in refused.stderr
+
+
+def test_report_says_when_the_events_end_before_the_deadlines(tmp_path: Path) -> None:
+    argv = ["report", str(SAMPLE), "-o", str(tmp_path / "r.html"), "--to", "2026-11-24T12:00:00Z"]
+    early = runner.invoke(app, argv)
+    assert early.exit_code == 0, early.output
+    assert "left out; give --as-of" in early.stderr
+    assert "Not final." in (tmp_path / "r.html").read_text()
+    later = runner.invoke(app, [*argv, "--as-of", "2026-11-26T00:00:00Z"])
+    assert later.exit_code == 0, later.output
+    assert "--as-of" not in later.stderr
+    assert "Not final." not in (tmp_path / "r.html").read_text()

@@ -41,6 +41,7 @@ def build_report(
     decisions_path: Path | str | None = None,
     yearly_volume: int | None = None,
     config: EngineConfig | None = None,
+    as_of: dt.datetime | None = None,
     on_error: Callable[[LineError], None] | None = None,
 ) -> Report:
     """Replay ``events_path`` and report on incidents reported in [``period_start``,
@@ -57,6 +58,7 @@ def build_report(
         flags_path=flags_path,
         decisions_path=decisions_path,
         config=config,
+        as_of=as_of,
         on_error=on_error,
     )
     return report_from(
@@ -91,6 +93,7 @@ def report_from(
         period_start=start,
         period_end=end,
         evaluated_at=dt.datetime.fromtimestamp(gathered.evaluated_at, dt.UTC),
+        complete_at=dt.datetime.fromtimestamp(gathered.complete_at, dt.UTC),
         timezone=zone.key,
         rules=RulesInfo(
             content_hash=book.content_hash,

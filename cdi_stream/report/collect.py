@@ -2,10 +2,11 @@
 
 The events are replayed through the same engine a worker runs, with an event-time
 clock as ``cdi-stream replay`` uses, so the flags counted are exactly those a replay
-publishes and the outcomes are read from the facts the rules saw. The clock is
-advanced to at least the deadline (24 hours by default) past the end of the period, so
-every deadline of a subject reported in the period has fired before anything is
-counted.
+publishes and the outcomes are read from the facts the rules saw. Outcomes are read as
+at the last event in the file, or at ``as_of`` (when the file was extracted) if that is
+later: nothing in the file says what happened after it ends, so a subject whose
+deadline had not passed by then and that was not yet recorded is *pending*, left out
+of the rates, never counted as unrecorded.
 
 Two departures from a plain replay, neither of which changes a flag:
 
@@ -48,6 +49,8 @@ class ReplayCounts(LineCounts):
     outside_period: int = 0
     first_report: float | None = None
     last_report: float | None = None
+    # The latest event time in the file, inside the period or not: how far it reaches.
+    last_event: float = 0.0
 
 
 @dataclass(slots=True)
@@ -59,6 +62,9 @@ class Collected:
     end: dt.datetime
     evaluated_at: float
     deadline_hours: float
+    # The moment every subject reported in the period is due: outcomes read earlier
+    # leave some pending.
+    complete_at: float
     incidents: set[str]
     subjects: list[SubjectOutcome]
     cancellations: list[CancellationOutcome]
@@ -101,6 +107,7 @@ def collect(
     flags_path: Path | str | None = None,
     decisions_path: Path | str | None = None,
     config: EngineConfig | None = None,
+    as_of: dt.datetime | None = None,
     on_error: Callable[[LineError], None] | None = None,
 ) -> Collected:
     """Replay ``events_path`` and gather outcomes and flags for the period (default:
@@ -111,9 +118,9 @@ def collect(
     are also applied during the replay when no flag file is given, as a worker applies
     them.
     """
-    for moment in (period_start, period_end):
+    for moment in (period_start, period_end, as_of):
         if moment is not None and moment.tzinfo is None:
-            raise ValueError("period bounds must carry a timezone offset")
+            raise ValueError("period bounds and as-of times must carry a timezone offset")
     if period_start and period_end and period_end <= period_start:
         raise ValueError("the period must end after it starts")
     cfg = config or EngineConfig()
@@ -137,7 +144,7 @@ def collect(
     start = period_start or _utc(counts.first_report)
     # Half-open: one second past the last report keeps it inside by default.
     end = period_end or _utc(None if counts.last_report is None else counts.last_report + 1)
-    evaluated_at = max(engine.now or 0.0, end.timestamp() + cfg.deadline)
+    evaluated_at = max(engine.now or 0.0, counts.last_event, as_of.timestamp() if as_of else 0.0)
     replayed.extend(engine.advance_to(evaluated_at, inclusive=True))
     fold, flag_lines = replayed, None
     if flags_path is not None:
@@ -159,6 +166,7 @@ def collect(
         end=end,
         evaluated_at=evaluated_at,
         deadline_hours=cfg.deadline / 3600.0,
+        complete_at=end.timestamp() + cfg.deadline,
         incidents=incidents,
         subjects=subjects,
         cancellations=cancellations,
@@ -188,6 +196,7 @@ def _replay(
     with path.open("rb") as handle:
         events = parsed_events(handle, counts, max_line_bytes=_MAX_LINE_BYTES, on_error=on_error)
         for number, event in events:
+            counts.last_event = max(counts.last_event, event.occurred_at.timestamp())
             if event.incident_id in skipped:
                 counts.outside_period += 1
                 continue

@@ -161,9 +161,22 @@ def _header(report: Report, zone: ZoneInfo) -> str:
         f'<p class="meta">Incidents reported from {_when(report.period_start, zone)} to '
         f"{_when(report.period_end, zone)} (end excluded); counted as at "
         f"{_when(report.evaluated_at, zone)}. Rules edition: {_t(editions)}; rules "
-        f"content hash {_t(report.rules.content_hash)}.</p>"
+        f"content hash {_t(report.rules.content_hash)}.</p>{_incomplete(report, zone)}"
         f'<div class="statement" role="note"><strong>An estimate, not an inspection grade.'
         f"</strong> {_t(report.statement)}</div></header>"
+    )
+
+
+def _incomplete(report: Report, zone: ZoneInfo) -> str:
+    if report.complete:
+        return ""
+    pending = report.recording_rate.pending
+    return (
+        '<p class="statement" role="note"><strong>Not final.</strong> The events end '
+        f"before every deadline of the period has passed ({_when(report.complete_at, zone)})"
+        f": {_n(pending)} crimes not yet due and not yet recorded are left out of the "
+        "rates. Count again on a later extract, or give the time the file was extracted "
+        "(<code>--as-of</code>) if nothing happened after its last event.</p>"
     )
 
 

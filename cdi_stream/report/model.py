@@ -180,6 +180,10 @@ class Report(_Model):
     period_start: dt.datetime
     period_end: dt.datetime
     evaluated_at: dt.datetime
+    complete_at: dt.datetime = Field(
+        description="when every deadline of the period has passed; counted earlier, "
+        "crimes not yet due and not yet recorded are pending, left out of the rates"
+    )
     timezone: str
     rules: RulesInfo
     inputs: Inputs
@@ -207,6 +211,11 @@ class Report(_Model):
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2) + "\n"
+
+    @property
+    def complete(self) -> bool:
+        """Counted after every deadline of the period: nothing left pending by the time."""
+        return self.evaluated_at >= self.complete_at
 
     def summary(self) -> str:
         """One line for a terminal: the headline figures and how many were owed."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+from pathlib import Path
+from typing import BinaryIO
 
 import faust
 
@@ -35,6 +38,30 @@ def ensure_topics(settings: Settings) -> None:
     )
 
 
+class DataDirInUse(RuntimeError):
+    """Another worker holds the data directory: a clear start-up error, not a crash."""
+
+
+def lock_data_dir(path: Path) -> BinaryIO:
+    """Hold the data directory for this process.
+
+    RocksDB opens a database in one process at a time; a second worker on the same
+    directory would retry for half a minute, crash, and force two rebalances on the
+    group. The lock lasts as long as the returned file stays open (the process's life).
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    handle = (path / "worker.lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(
+            f"data directory {path} is in use by another worker; give each worker its "
+            "own CDI_DATA_DIR"
+        ) from None
+    return handle
+
+
 class MetricsPortInUse(RuntimeError):
     """The metrics endpoint could not listen: a clear start-up error, not a traceback."""
 
@@ -57,6 +84,7 @@ def serve_metrics(settings: Settings) -> Metrics:
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Run until stopped (Ctrl-C or SIGTERM); raises on a start-up error."""
     book = RuleBook.from_directory(settings.rules_dir or default_rules_dir())
+    lock = lock_data_dir(settings.data_directory()) if settings.store != "memory://" else None
     ensure_topics(settings)
     metrics = serve_metrics(settings)
     app, _ = build_app(settings, book, metrics)
@@ -74,4 +102,8 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
 
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     tune_gc()
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if lock is not None:
+            lock.close()

@@ -51,7 +51,7 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
     from cdi_stream.rules.loader import default_rules_dir
     from cdi_stream.runtime import resident_set_bytes
     from cdi_stream.simulate import SimConfig, encode_event, generate
-    from cdi_stream.stream.tables import TableStore
+    from cdi_stream.stream.tables import TableStore, partition_for
 
     book = RuleBook.from_directory(default_rules_dir())
     stream = generate(SimConfig(seed=seed, incidents=incidents))
@@ -64,7 +64,10 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
     started = time.perf_counter()
     if layout == "worker-memory":
         engine = Engine(
-            book, store=TableStore(table), deadlines=HeapDeadlines(), observer=_metrics()
+            book,
+            store=TableStore(table, lambda incident_id: partition_for(incident_id, 8)),
+            deadlines=HeapDeadlines(),
+            observer=_metrics(),
         )
     else:
         engine = Engine(book)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -305,24 +307,27 @@ def test_deadline_fires_within_a_second_of_its_due_time(broker: str, tmp_path: P
     assert warning["status"] == "withdrawn"
 
 
-def test_partition_count_mismatch_is_a_clear_start_up_error(broker: str, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from cdi_stream.broker import create_topics
-
-    topics = Topics()
-    create_topics(broker, {topics.incidents: 2})
-    done = subprocess.run(
+def start_worker_and_wait(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A worker expected to stop by itself at start-up."""
+    return subprocess.run(
         [sys.executable, "-m", "cdi_stream.cli", "worker"],
-        env=topics.env(broker),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_partition_count_mismatch_is_a_clear_start_up_error(broker: str, tmp_path: Path) -> None:
+    from cdi_stream.broker import create_topics
+
+    topics = Topics()
+    create_topics(broker, {topics.incidents: 2})
+    done = start_worker_and_wait(topics.env(broker))
     assert done.returncode == 2, done.stderr
     assert f"topic '{topics.incidents}' has 2 partitions, expected 4" in done.stderr
+    assert "deleting the topic would lose its history" in done.stderr
 
 
 def test_rocksdb_store_recovers_after_a_restart(
@@ -342,4 +347,9 @@ def test_rocksdb_store_recovers_after_a_restart(
     with running(env, tmp_path / "second.log"):
         publish(broker, topics.incidents, messages[len(messages) // 2 :])
         got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
+        # A second worker on the same directory is refused at once: RocksDB opens a
+        # database in one process only.
+        second = start_worker_and_wait(env)
+        assert second.returncode == 2, second.stderr
+        assert "in use by another worker" in second.stderr
     assert open_view(got) == open_view(expected)

@@ -320,3 +320,36 @@ def test_cases_dropped_at_the_end_of_retention_are_still_counted(
     full = unrecorded_violence.gathered
     assert short.incidents == full.incidents
     assert sorted(short.subjects, key=str) == sorted(full.subjects, key=str)
+
+
+def test_a_file_that_ends_early_leaves_crimes_pending_not_unrecorded(
+    every_defect: Run, book: RuleBook, tmp_path: Path
+) -> None:
+    """An extract cut before every deadline of its period has passed says nothing about
+    what happened after: crimes not yet due are pending, and the rate among the crimes
+    that were due is what the full file says of them."""
+    import json
+
+    lines = every_defect.path.read_bytes().splitlines(keepends=True)
+    times = [json.loads(line)["occurred_at"] for line in lines]
+    cut_at = sorted(times)[len(times) // 2]
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"".join(line for line, t in zip(lines, times, strict=True) if t <= cut_at))
+    end = dt.datetime.fromisoformat(cut_at.replace("Z", "+00:00"))
+    early = collect(cut, book=book, period_end=end)
+    report = report_from(early, book=book, yearly_volume=None, sources=("cut", None, None))
+    assert not report.complete and report.recording_rate.pending > 0
+    assert report.evaluated_at == end  # the last event, not a day later
+    full = {
+        (s.incident_id, s.subject): s
+        for s in collect(every_defect.path, book=book, period_end=end).subjects
+    }
+    unrecorded = [s for s in early.subjects if s.owed and not s.covered]
+    assert unrecorded
+    for s in unrecorded:  # due before the cut and not recorded by then: never in time
+        later = full[(s.incident_id, s.subject)]
+        assert later.owed and (not later.covered or later.late), s
+    # Told that the file was extracted a day after the period, nothing is pending.
+    extracted = collect(cut, book=book, period_end=end, as_of=end + dt.timedelta(hours=25))
+    final = report_from(extracted, book=book, yearly_volume=None, sources=("cut", None, None))
+    assert final.complete and final.recording_rate.pending == 0
