@@ -474,6 +474,12 @@ class FlagChange(_Output):
     emitted_at: OutputTimestamp
     explanation: Text
     evidence: list[EventId] = Field(default_factory=list, max_length=1000)
+    ddm_decision: Decision | None = Field(
+        None,
+        description="The DDM decision on the flag, once there is one: upheld (the record "
+        "is being corrected; the flag resolves when it is) or rejected (the flag was "
+        "wrong; withdrawn for good).",
+    )
 
     @model_validator(mode="after")
     def _canonical_dicts(self) -> Self:

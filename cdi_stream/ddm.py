@@ -297,7 +297,7 @@ def _row(flag: FlagChange, now: datetime) -> dict[str, Text]:
     due = format_due(flag.due_at, now)
     return {
         "pri": Text(flag.priority, style=_PRIORITY_STYLE.get(flag.priority, "")),
-        "finding": Text(flag.finding),
+        "finding": Text(flag.finding + ("\nupheld" if flag.ddm_decision == "upheld" else "")),
         "incident": Text(_clean(flag.incident_id)),
         "victim": Text(_clean(flag.victim_ref) if flag.victim_ref else "-"),
         "due": Text(due, style="bold red" if due.startswith("overdue") else ""),

@@ -215,14 +215,16 @@ class Metrics:
     def dead_letter_lost(self, kind: str) -> None:
         self.dead_letters_lost.labels(kind).inc()
 
-    def flags_changed(self, changes: Iterable[FlagChange]) -> None:
+    def flags_changed(self, changes: Iterable[FlagChange], *, decided: bool = False) -> None:
+        """Count published changes; ``decided`` ones record a DDM decision, so a
+        warning among them is not a warning issued."""
         with self._lock:
             for change in changes:
                 self.flag_changes.labels(change.finding, change.status, change.priority).inc()
                 flags = self._open_flags.setdefault(change.incident_id, {})
                 if change.status == "open":
                     flags[change.flag_id] = (change.finding, change.priority)
-                    if change.finding == "deadline_warning":
+                    if change.finding == "deadline_warning" and not decided:
                         self.warnings.inc()
                 else:
                     flags.pop(change.flag_id, None)

@@ -274,6 +274,15 @@ def test_render_queue_shows_one_row_per_open_flag() -> None:
     assert "INC-CLOSED" not in text
 
 
+def test_render_queue_marks_flags_a_ddm_has_upheld() -> None:
+    queue = queue_of(flag("flag-new"), flag("flag-decided", 2, ddm_decision="upheld"))
+    lines = rendered(queue).splitlines()
+    decided = next(i for i, line in enumerate(lines) if "flag-decided" in line)
+    fresh = next(i for i, line in enumerate(lines) if "flag-new" in line)
+    assert "upheld" in lines[decided + 1]
+    assert "upheld" not in lines[fresh] + lines[fresh + 1]
+
+
 def test_render_queue_limits_rows_and_says_so() -> None:
     queue = queue_of(*(flag(f"f{n}", event_time=NOW - timedelta(minutes=n)) for n in range(5)))
     text = rendered(queue, limit=2, caption="as of now")

@@ -157,7 +157,8 @@ class Engine:
     def decide(self, decision: DdmDecision) -> list[FlagChange]:
         """Apply a DDM decision. ``rejected`` withdraws the flag and keeps the rule from
         raising it again for that subject; ``upheld`` marks it to resolve once the
-        record is put right."""
+        record is put right. Either publishes a revision carrying the decision, so every
+        DDM watching the queue sees that the flag has been decided."""
         case = self.store.get(decision.incident_id)
         record = None
         if case is not None:
@@ -176,8 +177,10 @@ class Engine:
         if decision.decision == "rejected":
             if not record.suppressed:
                 out.append(withdraw(record, now, self._emitted_at(now)))
-        else:
+        elif not record.upheld and not record.suppressed:
             record.upheld = True
+            record.revision += 1
+            out.append(message_for(record, self._emitted_at(now)))
         self.store.put(case)
         return out
 

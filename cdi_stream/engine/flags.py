@@ -173,6 +173,7 @@ def _message(rec: FlagRecord, emitted_at: float) -> FlagChange:
             "emitted_at": to_datetime(emitted_at),
             "explanation": p["explanation"][:MAX_EXPLANATION],
             "evidence": p["evidence"],
+            "ddm_decision": "rejected" if rec.suppressed else "upheld" if rec.upheld else None,
         }
     )
 

@@ -192,7 +192,7 @@ class Shell:
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
         self.metrics.consumed("ddm_decision")
-        await self.publish(changes, new=True, published_at=published_at)
+        await self.publish(changes, new=True, published_at=published_at, decided=True)
 
     async def tick(self) -> None:
         """Fire what is due on each partition: by its watermark, and in ``hybrid`` also
@@ -210,16 +210,22 @@ class Shell:
             await self.publish(changes, new=True)
 
     async def publish(
-        self, changes: list[FlagChange], *, new: bool, published_at: float | None = None
+        self,
+        changes: list[FlagChange],
+        *,
+        new: bool,
+        published_at: float | None = None,
+        decided: bool = False,
     ) -> None:
         """Send flag changes; ``new`` ones are counted, republished ones are not.
-        ``published_at`` is when the event that caused them was published."""
+        ``published_at`` is when the event that caused them was published; ``decided``
+        says they record a DDM decision, not a finding."""
         if not changes:
             return
         if new:
             # Counted before the first await: the engine computed these changes in
             # order, and another agent or the timer may publish later ones meanwhile.
-            self.metrics.flags_changed(changes)
+            self.metrics.flags_changed(changes, decided=decided)
         assert self.send_review is not None
         for change in changes:
             await self.send_review(change)

@@ -216,12 +216,19 @@ def test_upheld_flag_resolves_when_the_record_is_put_right(book: RuleBook) -> No
             "ddm_ref": "DDM-7",
         }
     )
-    assert engine.decide(decision) == []
-    more = run(book, Incident(tag="b").crime(32).events, until=40, engine=engine)
-    assert (more.one("crime_not_recorded").status, more.one("late_recording").status) == (
-        "resolved",
-        "resolved",
+    (upheld,) = engine.decide(decision)  # the queue sees the flag is decided
+    assert (upheld.flag_id, upheld.revision, upheld.status) == (flag.flag_id, 2, "open")
+    assert (flag.ddm_decision, upheld.ddm_decision) == (None, "upheld")
+    assert upheld.model_copy(update={"revision": 1, "ddm_decision": None}) == flag.model_copy(
+        update={"emitted_at": upheld.emitted_at}
     )
+    assert engine.decide(decision) == []  # the same decision again changes nothing
+    current = {c.flag_id: c for c in engine.current_flags("INC-1")}
+    assert current[flag.flag_id].ddm_decision == "upheld"  # republished the same way
+    more = run(book, Incident(tag="b").crime(32).events, until=40, engine=engine)
+    resolved = more.one("crime_not_recorded")
+    assert (resolved.status, resolved.revision, resolved.ddm_decision) == ("resolved", 3, "upheld")
+    assert more.one("late_recording").status == "resolved"
 
 
 def test_decision_for_unknown_flag_is_an_error(book: RuleBook) -> None:

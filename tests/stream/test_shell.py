@@ -300,3 +300,28 @@ def test_a_dead_letter_that_cannot_be_sent_is_counted_as_lost_not_sent(
     assert "in/3@42" in caplog.text
     feed(shell, Incident().reported(0).closed(1, "non_crime", "x").events)  # goes on
     assert [c.finding for c in out.review] == ["crime_not_recorded"]
+
+
+def test_an_upheld_decision_is_published_but_is_no_new_warning(book: RuleBook) -> None:
+    shell, out = make_shell(book, {})
+    feed(shell, Incident().reported(0).events)
+    feed(shell, Incident(neighbour("INC-1")).reported(13).events)  # moves the clock past 12 h
+    (warning,) = [c for c in out.review if c.incident_id == "INC-1"]
+    assert warning.finding == "deadline_warning"
+    warned = sample(shell, "cdi_deadline_warnings_total")
+    assert warned == 1
+    body = {
+        **decision_on_unknown_flag("upheld"),
+        "flag_id": warning.flag_id,
+        "decided_at": "2026-01-05T21:00:00Z",
+    }
+    p = partition_for("INC-1", 4)
+    asyncio.run(shell.on_decision(b"INC-1", json.dumps(body).encode(), "dec", p, 4))
+    decided = out.review[-1]
+    assert (decided.flag_id, decided.revision, decided.ddm_decision) == (
+        warning.flag_id,
+        2,
+        "upheld",
+    )
+    assert sample(shell, "cdi_deadline_warnings_total") == warned
+    assert out.dlq == []
