@@ -207,6 +207,15 @@ class Settings(BaseSettings):
         description="How often a worker commits the input offsets it has processed. A "
         "worker that dies reprocesses at most this much input (faust's default).",
     )
+    shutdown_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="How long a stopping worker may take to flush and commit. With the "
+        "broker unreachable that never finishes; the worker then exits anyway (status 1), "
+        "and its uncommitted input is processed again by the next owner. Keep it below "
+        "the orchestrator's grace period (Kubernetes: 30 s by default).",
+    )
     max_event_ahead_seconds: float = Field(
         3600.0,
         ge=0,

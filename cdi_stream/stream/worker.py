@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
+import threading
+import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import faust
 
@@ -36,6 +39,44 @@ def ensure_topics(settings: Settings) -> None:
         replication=settings.replication_factor,
         config={changelog_topic(settings): COMPACT},
     )
+
+
+SHUTDOWN_TIMEOUT_EXIT = 1
+
+
+class _Worker(faust.Worker):
+    """faust's worker, with a bound on how long stopping may take.
+
+    Stopping flushes the producer and commits offsets. With the broker gone both wait
+    for ever, and a consumer thread outlives the event loop, so the process would never
+    exit: the orchestrator would wait out its grace period, and a worker started by
+    hand would linger. Everything unflushed is safe to drop: its input offsets were not
+    committed either, so the next owner processes that input again.
+    """
+
+    def __init__(self, *args: Any, shutdown_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shutdown_timeout = shutdown_timeout
+
+    def on_worker_shutdown(self) -> None:
+        super().on_worker_shutdown()
+        threading.Thread(
+            target=_exit_after,
+            args=(self._shutdown_timeout,),
+            name="cdi-shutdown-watchdog",
+            daemon=True,
+        ).start()
+
+
+def _exit_after(seconds: float) -> None:
+    time.sleep(seconds)
+    log.error(
+        "stopping took longer than %g s (CDI_SHUTDOWN_TIMEOUT_SECONDS; is the broker "
+        "reachable?): exiting without flushing; uncommitted input will be processed again",
+        seconds,
+    )
+    logging.shutdown()
+    os._exit(SHUTDOWN_TIMEOUT_EXIT)
 
 
 class DataDirInUse(RuntimeError):
@@ -100,7 +141,9 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
         for name in unknown_env_vars():
             log.warning("ignored, not a setting: %s", name)
 
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = _Worker(
+        app, loglevel=loglevel, quiet=True, shutdown_timeout=settings.shutdown_timeout_seconds
+    )
     tune_gc()
     try:
         worker.execute_from_commandline()
