@@ -67,18 +67,23 @@ def _fail(message: str) -> NoReturn:
 
 def _check_output(path: Path | None, option: str, *inputs: Path | str | None) -> None:
     """Refuse, before any work, an output that cannot be written or that is one of the
-    inputs: opening it for writing would empty the input before it is read."""
+    other files named (inputs, or outputs written before it): opening it for writing
+    would empty the input before it is read, or overwrite the earlier output."""
     if path is None or str(path) == "-":
         return
     if path.is_dir():
         _fail(f"{option}: {path} is a directory, not a file")
     if not path.parent.is_dir():
         _fail(f"{option}: no such directory: {path.parent}")
-    if path.exists():
-        for name in inputs:
-            is_file = name is not None and str(name) != "-" and Path(name).is_file()
-            if is_file and name is not None and os.path.samefile(path, name):
-                _fail(f"{option}: {path} is also an input; writing would empty it first")
+    for name in inputs:
+        if name is None or str(name) == "-":
+            continue
+        other = Path(name)
+        same = other.resolve() == path.resolve() or (
+            path.exists() and other.exists() and os.path.samefile(path, other)
+        )
+        if same:
+            _fail(f"{option}: {path} is also named for another file; writing would lose it")
 
 
 def _write_error(exc: OSError) -> NoReturn:
@@ -538,17 +543,13 @@ def config(
 ) -> None:
     """Print the effective configuration (CDI_* variables), secrets masked; exit 2 if
     the worker could not start with it (bad settings or rules)."""
-    from cdi_stream.rules.loader import default_rules_dir, load_rules
+    from cdi_stream.rules.loader import default_rules_dir
     from cdi_stream.settings import render_config, render_config_json
 
     settings = _settings()
     sys.stdout.write(render_config_json(settings) + "\n" if as_json else render_config(settings))
-    try:
-        load_rules(settings.rules_dir or default_rules_dir())
-    except RuleValidationError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]error[/red] rules: {problem}", highlight=False)
-        raise typer.Exit(2) from exc
+    # Compiled as the worker compiles them: some limits are only checked then.
+    _load_book(settings.rules_dir or default_rules_dir()).close()
 
 
 @app.command()

@@ -525,10 +525,13 @@ class DeadLetter(_Output):
     value: Annotated[str, _bounded(_MAX_PAYLOAD_CHARS)]
     error: DeadLetterError
     received_at: OutputTimestamp
-    truncated: bool = False
-    value_bytes: int = Field(ge=0, description="Size of the original value in bytes.")
-    value_sha256: Annotated[str, _bounded(64, 64)] = Field(
-        description="SHA-256 of the original value, hex."
+    truncated: bool = Field(
+        False, description="The value (or an oversized key) was cut short to fit."
+    )
+    # Absent from dead letters written before these fields existed.
+    value_bytes: int | None = Field(None, ge=0, description="Size of the original value in bytes.")
+    value_sha256: Annotated[str, _bounded(64, 64)] | None = Field(
+        None, description="SHA-256 of the original value, hex."
     )
 
     @classmethod
@@ -546,19 +549,18 @@ class DeadLetter(_Output):
         """Build a dead letter from raw bytes, choosing the encoding that keeps them exact,
         and cutting the value short where the whole letter would be too large to send."""
         digest = hashlib.sha256(value).hexdigest()
-        if key is not None and len(key) > _MAX_DEAD_LETTER_KEY:
+        key_cut = key is not None and len(key) > _MAX_DEAD_LETTER_KEY
+        if key is not None and key_cut:
             key = key[:_MAX_DEAD_LETTER_KEY]  # keys are short; a huge one is noise
-        kept = value
-        while True:
-            encoding: Literal["utf-8", "base64"] = "utf-8"
-            try:
-                key_text = None if key is None else key.decode()
-                value_text = kept.decode()
-            except UnicodeDecodeError:
-                encoding = "base64"
-                key_text = None if key is None else base64.b64encode(key).decode("ascii")
-                value_text = base64.b64encode(kept).decode("ascii")
-            letter = cls(
+        # No letter holds more than this many value bytes, whatever the encoding.
+        end = min(len(value), DEAD_LETTER_MAX_BYTES)
+        while 0 < end < len(value) and value[end] & 0xC0 == 0x80:
+            end -= 1  # between UTF-8 characters, so UTF-8 text stays text
+        kept = value[:end]
+
+        def build(part: bytes) -> DeadLetter:
+            encoding, key_text, value_text = _dead_letter_text(key, part)
+            return cls(
                 topic=topic,
                 partition=partition,
                 offset=offset,
@@ -567,14 +569,27 @@ class DeadLetter(_Output):
                 value=value_text,
                 error=error,
                 received_at=received_at,
-                truncated=len(kept) < len(value),
+                truncated=key_cut or len(part) < len(value),
                 value_bytes=len(value),
                 value_sha256=digest,
             )
-            if not kept or len(letter.to_json_bytes()) <= DEAD_LETTER_MAX_BYTES:
-                return letter
-            # Halving fits in a few steps whatever the encoding and escaping cost.
-            kept = kept[: min(len(kept) // 2, DEAD_LETTER_MAX_BYTES // 2)]
+
+        letter = build(kept)
+        size = len(letter.to_json_bytes())
+        if size <= DEAD_LETTER_MAX_BYTES:
+            return letter
+        base = len(build(b"").to_json_bytes())  # all but the value
+        while kept and size > DEAD_LETTER_MAX_BYTES:
+            # Cut by the excess, at what each kept byte costs once encoded and escaped,
+            # with a little to spare; UTF-8 text is cut between characters.
+            cost = max(1.0, (size - base) / len(kept))
+            end = max(0, len(kept) - int((size - DEAD_LETTER_MAX_BYTES) / cost) - 64)
+            while 0 < end < len(kept) and letter.encoding == "utf-8" and kept[end] & 0xC0 == 0x80:
+                end -= 1
+            kept = kept[:end]
+            letter = build(kept)
+            size = len(letter.to_json_bytes())
+        return letter
 
     def raw_value(self) -> bytes:
         """The original value bytes."""
@@ -583,6 +598,17 @@ class DeadLetter(_Output):
     def raw_key(self) -> bytes | None:
         """The original key bytes, if there was a key."""
         return None if self.key is None else _decode(self.key, self.encoding)
+
+
+def _dead_letter_text(
+    key: bytes | None, value: bytes
+) -> tuple[Literal["utf-8", "base64"], str | None, str]:
+    """Key and value as text: UTF-8 when both are, else both base64."""
+    try:
+        return "utf-8", None if key is None else key.decode(), value.decode()
+    except UnicodeDecodeError:
+        key_text = None if key is None else base64.b64encode(key).decode("ascii")
+        return "base64", key_text, base64.b64encode(value).decode("ascii")
 
 
 def _decode(text: str, encoding: str) -> bytes:

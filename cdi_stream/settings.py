@@ -170,10 +170,11 @@ class Settings(BaseSettings):
         "unset: '<consumer group>-data' in the working directory.",
     )
 
-    first_warning_hours: float = Field(12.0, gt=0)
-    second_warning_hours: float = Field(20.0, gt=0)
-    deadline_hours: float = Field(24.0, gt=0)
-    retention_days: float = Field(30.0, gt=0)
+    # Bounded so that every deadline and drop time stays a representable date.
+    first_warning_hours: float = Field(12.0, gt=0, le=8760)
+    second_warning_hours: float = Field(20.0, gt=0, le=8760)
+    deadline_hours: float = Field(24.0, gt=0, le=8760)
+    retention_days: float = Field(30.0, gt=0, le=36500)
     max_events_per_incident: int = Field(
         EngineConfig().max_events_per_incident,
         ge=1,

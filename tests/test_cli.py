@@ -200,7 +200,7 @@ def test_replay_refuses_to_write_over_its_own_input(tmp_path: Path) -> None:
     shutil.copy(SAMPLE, events)
     result = runner.invoke(app, ["replay", str(events), "--out", str(events)])
     assert result.exit_code == 2
-    assert "also an input" in result.stderr
+    assert "also named for another file" in result.stderr
     assert events.read_bytes() == SAMPLE.read_bytes()
 
 
@@ -352,3 +352,30 @@ def test_report_says_when_the_events_end_before_the_deadlines(tmp_path: Path) ->
     assert later.exit_code == 0, later.output
     assert "--as-of" not in later.stderr
     assert "Not final." not in (tmp_path / "r.html").read_text()
+
+
+def test_report_refuses_one_file_for_both_outputs(tmp_path: Path) -> None:
+    same = tmp_path / "out"
+    result = runner.invoke(app, ["report", str(SAMPLE), "-o", str(same), "--json", str(same)])
+    assert result.exit_code == 2
+    assert "--json" in result.stderr and not same.exists()
+
+
+def test_config_compiles_the_rules_as_the_worker_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some limits (the size of a rule's condition) are only checked when the rules
+    compile: ``config`` must refuse what the worker would refuse."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    branches = "\n".join(f"    - has_rationale: {'true' if i % 2 else 'false'}" for i in range(40))
+    (rules / "wide.yaml").write_text(
+        "id: WIDE\ntitle: Wide\nfinding: cri_without_rationale\npriority: P3\n"
+        "reference: test\neffective_from: 2000-01-01\nscope: closure\n"
+        f"when:\n  closure_type: cri\n  any:\n{branches}\nevent_time: at\n"
+        "explanation: Incident {incident_id} test.\n"
+    )
+    monkeypatch.setenv("CDI_RULES_DIR", str(rules))
+    config = runner.invoke(app, ["config"])
+    assert config.exit_code == 2
+    assert "WIDE" in config.stderr and "at most 32" in config.stderr

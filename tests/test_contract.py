@@ -596,18 +596,9 @@ def test_contract_error_becomes_a_dead_letter() -> None:
     assert DeadLetter.model_validate_json(letter.to_json_bytes()) == letter
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        b'"' * 1_000_000,  # every byte doubles as a JSON escape
-        b"\x01" * 300_000,  # control characters: six bytes each as \u0001
-        bytes(range(256)) * 4096,  # not UTF-8: base64, a third larger
-        b"a" * 899_000,  # fits whole
-    ],
-)
-def test_a_dead_letter_always_fits_a_kafka_record(value: bytes) -> None:
-    letter = DeadLetter.from_raw(
-        key=b"k" * 10_000,
+def dead_letter_of(value: bytes, key: bytes = b"INC-1") -> DeadLetter:
+    return DeadLetter.from_raw(
+        key=key,
         value=value,
         error=DeadLetterError(kind="too_large", message="big"),
         topic="cdi.incidents",
@@ -615,12 +606,53 @@ def test_a_dead_letter_always_fits_a_kafka_record(value: bytes) -> None:
         offset=0,
         received_at=T0_DT,
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "whole"),
+    [
+        (b'"' * 1_000_000, False),  # every byte doubles as a JSON escape
+        (b"\x01" * 300_000, False),  # control characters: six bytes each as \u0001
+        (bytes(range(256)) * 4096, False),  # not UTF-8: base64, a third larger
+        (b"\xff" * (13 << 20), False),  # far beyond any letter, even as the first try
+        ("é".encode() * (9 << 20), False),  # 18 MiB of two-byte characters
+        (b"a" * 899_000, True),
+    ],
+)
+def test_a_dead_letter_always_fits_a_kafka_record(value: bytes, whole: bool) -> None:
+    letter = dead_letter_of(value)
     written = letter.to_json_bytes()
     assert len(written) <= DEAD_LETTER_MAX_BYTES
     back = DeadLetter.model_validate_json(written)
     assert value.startswith(back.raw_value()) and back.raw_value()
-    assert back.truncated == (back.raw_value() != value)
+    assert back.truncated is not whole and (back.raw_value() == value) is whole
     assert (back.value_bytes, back.value_sha256) == (len(value), hashlib.sha256(value).hexdigest())
+    assert back.raw_key() == b"INC-1"
+
+
+def test_a_dead_letter_keeps_as_much_as_fits() -> None:
+    value = b"a" * 905_000  # a few kilobytes too many
+    letter = dead_letter_of(value)
+    assert letter.truncated and len(letter.raw_value()) > 890_000
+    text = "é".encode() * 460_000  # cut between characters: still UTF-8, not base64
+    cut = dead_letter_of(text)
+    assert cut.encoding == "utf-8" and cut.truncated
+    assert len(cut.to_json_bytes()) <= DEAD_LETTER_MAX_BYTES
+
+
+def test_an_oversized_key_is_cut_and_says_so() -> None:
+    letter = dead_letter_of(b"{}", key=b"k" * 10_000)
+    assert letter.truncated and letter.raw_value() == b"{}"
+    raw_key = letter.raw_key()
+    assert raw_key is not None and 0 < len(raw_key) < 10_000
+
+
+def test_a_dead_letter_written_before_sizes_were_kept_still_reads() -> None:
+    old = dead_letter_of(b"[]").model_dump(mode="json")
+    for name in ("truncated", "value_bytes", "value_sha256"):
+        del old[name]
+    back = DeadLetter.model_validate(old)
+    assert (back.truncated, back.value_bytes, back.raw_value()) == (False, None, b"[]")
 
 
 def test_dead_letter_keeps_non_utf8_bytes_exactly() -> None:

@@ -166,6 +166,8 @@ def test_settings_are_frozen() -> None:
         ("CDI_DEADLINE_HOURS", "inf", "finite number"),
         ("CDI_COMMIT_INTERVAL_SECONDS", "inf", "finite number"),
         ("CDI_RETENTION_DAYS", "nan", "finite number"),
+        ("CDI_DEADLINE_HOURS", "3e14", "less than or equal to 8760"),
+        ("CDI_RETENTION_DAYS", "36501", "less than or equal to 36500"),
         ("CDI_PROFILE", "staging", "'production' or 'local'"),
         ("CDI_CLOCK", "wall", "'hybrid' or 'event'"),
         ("CDI_STORE", "redis://cache", "memory:// or rocksdb://"),

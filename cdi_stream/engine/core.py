@@ -179,8 +179,9 @@ class Engine:
                 out.append(withdraw(record, now, self._emitted_at(now)))
         elif not record.upheld and not record.suppressed:
             record.upheld = True
-            record.revision += 1
-            out.append(message_for(record, self._emitted_at(now)))
+            if record.status == "open":  # a closed flag shows it when it next changes
+                record.revision += 1
+                out.append(message_for(record, self._emitted_at(now)))
         self.store.put(case)
         return out
 

@@ -214,8 +214,9 @@ class Report(_Model):
 
     @property
     def complete(self) -> bool:
-        """Counted after every deadline of the period: nothing left pending by the time."""
-        return self.evaluated_at >= self.complete_at
+        """Nothing left pending: counted after every deadline of the period (a victim
+        who disclosed late has a later deadline, hence the pending count too)."""
+        return self.evaluated_at >= self.complete_at and self.recording_rate.pending == 0
 
     def summary(self) -> str:
         """One line for a terminal: the headline figures and how many were owed."""

@@ -362,7 +362,11 @@ def build_app(
         await review.send(key=change.incident_id.encode(), value=change.to_json_bytes())
 
     async def send_dlq(letter: DeadLetter) -> None:
-        await dlq.send(key=(letter.key or "").encode(), value=letter.to_json_bytes())
+        # Waits for the broker's acknowledgement, not just the producer's buffer: a
+        # dead letter the broker refuses must be seen as lost, not counted as sent.
+        # Dead letters are rare, so the wait costs nothing in the normal stream.
+        delivered = await dlq.send(key=(letter.key or "").encode(), value=letter.to_json_bytes())
+        await delivered
 
     shell.send_review = send_review
     shell.send_dlq = send_dlq

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -70,12 +71,15 @@ class _Worker(faust.Worker):
 
 def _exit_after(seconds: float) -> None:
     time.sleep(seconds)
-    log.error(
-        "stopping took longer than %g s (CDI_SHUTDOWN_TIMEOUT_SECONDS; is the broker "
-        "reachable?): exiting without flushing; uncommitted input will be processed again",
-        seconds,
+    # Written straight to the file descriptor: a logging handler's lock may be held by
+    # the very thread that is stuck.
+    message = (
+        f"[ERROR] stopping took longer than {seconds:g} s (CDI_SHUTDOWN_TIMEOUT_SECONDS; is "
+        "the broker reachable?): exiting without flushing; uncommitted input will be "
+        "processed again\n"
     )
-    logging.shutdown()
+    with contextlib.suppress(OSError):
+        os.write(2, message.encode())
     os._exit(SHUTDOWN_TIMEOUT_EXIT)
 
 
@@ -126,6 +130,14 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Run until stopped (Ctrl-C or SIGTERM); raises on a start-up error."""
     book = RuleBook.from_directory(settings.rules_dir or default_rules_dir())
     lock = lock_data_dir(settings.data_directory()) if settings.store != "memory://" else None
+    try:
+        _run_locked(settings, book, loglevel)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _run_locked(settings: Settings, book: RuleBook, loglevel: str) -> None:
     ensure_topics(settings)
     metrics = serve_metrics(settings)
     app, _ = build_app(settings, book, metrics)
@@ -145,8 +157,4 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
         app, loglevel=loglevel, quiet=True, shutdown_timeout=settings.shutdown_timeout_seconds
     )
     tune_gc()
-    try:
-        worker.execute_from_commandline()
-    finally:
-        if lock is not None:
-            lock.close()
+    worker.execute_from_commandline()

@@ -231,6 +231,25 @@ def test_upheld_flag_resolves_when_the_record_is_put_right(book: RuleBook) -> No
     assert more.one("late_recording").status == "resolved"
 
 
+def test_an_upheld_decision_on_a_closed_flag_publishes_nothing(book: RuleBook) -> None:
+    engine = Engine(book)
+    out = run(book, Incident().reported(0).crime(14).events, until=30, engine=engine)
+    warning = out.one("deadline_warning")
+    assert warning.status == "resolved"  # warned at 12 h, recorded at 14 h
+    decision = DdmDecision.model_validate(
+        {
+            "decision_id": "DEC-3",
+            "flag_id": warning.flag_id,
+            "incident_id": "INC-1",
+            "decision": "upheld",
+            "reason": "ok",
+            "decided_at": "2026-01-06T09:00:00Z",
+            "ddm_ref": "DDM-7",
+        }
+    )
+    assert engine.decide(decision) == []
+
+
 def test_decision_for_unknown_flag_is_an_error(book: RuleBook) -> None:
     engine = Engine(book)
     decision = DdmDecision.model_validate(

@@ -353,3 +353,14 @@ def test_a_file_that_ends_early_leaves_crimes_pending_not_unrecorded(
     extracted = collect(cut, book=book, period_end=end, as_of=end + dt.timedelta(hours=25))
     final = report_from(extracted, book=book, yearly_volume=None, sources=("cut", None, None))
     assert final.complete and final.recording_rate.pending == 0
+
+
+def test_a_report_with_crimes_pending_is_not_final_even_after_the_period_deadline(
+    every_defect: Run,
+) -> None:
+    """A victim who discloses days after the report has a deadline past the period's:
+    counted before it, the report is not final, whatever the time."""
+    report = every_defect.report
+    assert report.evaluated_at >= report.complete_at and report.complete
+    pending = report.recording_rate.model_copy(update={"pending": 1})
+    assert not report.model_copy(update={"recording_rate": pending}).complete
