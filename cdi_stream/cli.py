@@ -125,6 +125,7 @@ def replay(
     ] = None,
 ) -> None:
     """Run the rules over a file of events with an event-time clock; print flag changes."""
+    from cdi_stream.contract import format_timestamp
     from cdi_stream.metrics import Metrics
     from cdi_stream.replay import LineError
     from cdi_stream.replay import replay as run_replay
@@ -181,7 +182,8 @@ def replay(
         if until_at is not None and end is not None and until_at.timestamp() < end:
             err.print(
                 f"[yellow]note[/yellow] --until {until} is before the last event "
-                f"({_iso(end)}); event time stayed there, as it never moves back",
+                f"({format_timestamp(dt.datetime.fromtimestamp(end, dt.UTC))}); event time "
+                "stayed there, as it never moves back",
                 highlight=False,
             )
     if strict and summary.rejected:
@@ -238,6 +240,7 @@ def report(
     quiet: QuietOption = False,
 ) -> None:
     """Estimate recording rates, timeliness and flag figures from events: an HTML report."""
+    from cdi_stream.contract import format_timestamp
     from cdi_stream.replay import LineError
     from cdi_stream.report import build_report, render_html
 
@@ -297,7 +300,7 @@ def report(
         if not result.complete:
             err.print(
                 f"[yellow]note[/yellow] the events end before every deadline of the period "
-                f"has passed ({_iso(result.complete_at.timestamp())}): "
+                f"has passed ({format_timestamp(result.complete_at)}): "
                 f"{result.recording_rate.pending} crimes not yet due are left out; give "
                 "--as-of if the file was extracted later",
                 highlight=False,
@@ -361,10 +364,6 @@ def _open_events(name: str, stack: ExitStack) -> tuple[Iterator[bytes], int]:
 
 def _not_a_file(path: Path) -> str:
     return f"not a file: {path} (a directory)" if path.is_dir() else f"no such file: {path}"
-
-
-def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _print_summary(summary: object) -> None:

@@ -132,7 +132,7 @@ def parsed_events(
         try:
             event = parse_incident_event(raw, max_bytes=max_line_bytes)
         except ContractError as exc:
-            reject(counts, LineError(number, exc.kind, exc.field, exc.message), on_error)
+            _reject(counts, LineError(number, exc.kind, exc.field, exc.message), on_error)
             continue
         yield number, event
 
@@ -152,7 +152,7 @@ def apply_event(
     try:
         changes = engine.apply(event)
     except EngineError as exc:
-        reject(counts, LineError(number, "incident_limit", None, str(exc)), on_error)
+        _reject(counts, LineError(number, "incident_limit", None, str(exc)), on_error)
         return None
     counts.events += 1
     return changes
@@ -175,7 +175,7 @@ def _counting_dead_letters(
     return rejected
 
 
-def reject(
+def _reject(
     counts: LineCounts, error: LineError, on_error: Callable[[LineError], None] | None
 ) -> None:
     """Count a bad line and keep it for the summary (the first ``MAX_KEPT_ERRORS``)."""

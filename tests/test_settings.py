@@ -534,3 +534,10 @@ def test_metrics_bind_to_loopback_in_the_local_profile() -> None:
     assert load_settings(profile="local").metrics_address() == "127.0.0.1"
     assert load_settings(profile="production").metrics_address() == "0.0.0.0"
     assert load_settings(profile="local", metrics_host="0.0.0.0").metrics_address() == "0.0.0.0"
+
+
+def test_the_data_directory_named_is_the_one_faust_uses() -> None:
+    """The data-dir lock and ``config`` name faust's default directory themselves."""
+    settings = load_settings(consumer_group="lockers")
+    conf = faust.App(**settings.faust_settings()).conf
+    assert Path(conf.datadir) == settings.data_directory() == Path("lockers-data")
