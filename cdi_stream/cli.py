@@ -20,7 +20,6 @@ from cdi_stream.rules.errors import RulesError, RuleValidationError
 if TYPE_CHECKING:
     from cdi_stream.rules.book import RuleBook
     from cdi_stream.settings import Settings
-from cdi_stream.rules.loader import configured_rules_dir
 
 app = typer.Typer(
     name="cdi-stream",
@@ -94,7 +93,7 @@ def _load_book(directory: Path | None) -> RuleBook:
     from cdi_stream.rules.book import RuleBook
 
     try:
-        return RuleBook.from_directory(directory or configured_rules_dir())
+        return RuleBook.from_directory(directory or _settings().rules_directory())
     except RuleValidationError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red] {problem}", highlight=False)
@@ -542,13 +541,12 @@ def config(
 ) -> None:
     """Print the effective configuration (CDI_* variables), secrets masked; exit 2 if
     the worker could not start with it (bad settings or rules)."""
-    from cdi_stream.rules.loader import default_rules_dir
     from cdi_stream.settings import render_config, render_config_json
 
     settings = _settings()
     sys.stdout.write(render_config_json(settings) + "\n" if as_json else render_config(settings))
     # Compiled as the worker compiles them: some limits are only checked then.
-    _load_book(settings.rules_dir or default_rules_dir()).close()
+    _load_book(settings.rules_directory()).close()
 
 
 @app.command()
@@ -683,7 +681,7 @@ def rules_check(
 ) -> None:
     """Validate rule files; report every problem with its file and rule id."""
 
-    target = directory or configured_rules_dir()
+    target = directory or _settings().rules_directory()
     book = _load_book(target)
     rules = {r.id for e in book.editions for r in e.rules}
     editions = ", ".join(e.id for e in book.editions)

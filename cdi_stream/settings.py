@@ -353,21 +353,27 @@ class Settings(BaseSettings):
             return self.fetch_max_wait_ms
         return 100 if self.profile == "local" else 500
 
+    def rules_directory(self) -> Path:
+        """The rules the worker runs: the setting, else the shipped rules. Every command
+        that reads rules asks here, so they all check and use the same directory."""
+        from cdi_stream.rules.loader import default_rules_dir
+
+        return self.rules_dir or default_rules_dir()
+
     def effective_defaults(self) -> dict[str, str]:
         """What the service uses for each setting left unset whose default depends on
         the profile or the working directory, by variable name."""
-        from cdi_stream.rules.loader import default_rules_dir
-
         derived = {
             "fetch_max_wait_ms": str(self.fetch_wait_ms()),
             "metrics_host": self.metrics_address(),
-            "rules_dir": str(default_rules_dir().resolve()),
+            "rules_dir": str(self.rules_directory().resolve()),
             "data_dir": str(self.data_directory().absolute()),
         }
         return {env_name(f): v for f, v in derived.items() if getattr(self, f) is None}
 
     def data_directory(self) -> Path:
-        """faust's data directory: the setting, else faust's own default."""
+        """The worker's data directory, given to faust and locked against a second
+        worker: the setting, else what faust itself would choose."""
         return self.data_dir or Path(f"{self.consumer_group}-data")
 
     def metrics_address(self) -> str:
@@ -437,7 +443,8 @@ class Settings(BaseSettings):
             "broker": [f"kafka://{server}" for server in self.bootstrap_servers],
             "broker_credentials": self.broker_credentials(),
             "store": self.store,
-            **({"datadir": str(self.data_dir)} if self.data_dir is not None else {}),
+            # faust expands ``{conf...}`` in this path; braces in ours are literal.
+            "datadir": str(self.data_directory()).replace("{", "{{").replace("}", "}}"),
             "topic_partitions": self.partitions,
             "topic_replication_factor": self.replication_factor,
             "web_bind": self.web_host,

@@ -226,7 +226,6 @@ def test_supported_stores(store: str) -> None:
 
 
 def test_data_dir_is_where_faust_keeps_tables(tmp_path: Path) -> None:
-    assert "datadir" not in load_settings().faust_settings()
     settings = load_settings(store="rocksdb://", data_dir=tmp_path)
     conf = faust.App(**settings.faust_settings()).conf
     assert conf.store.scheme == "rocksdb"
@@ -536,8 +535,13 @@ def test_metrics_bind_to_loopback_in_the_local_profile() -> None:
     assert load_settings(profile="local", metrics_host="0.0.0.0").metrics_address() == "0.0.0.0"
 
 
-def test_the_data_directory_named_is_the_one_faust_uses() -> None:
-    """The data-dir lock and ``config`` name faust's default directory themselves."""
+def test_the_data_directory_named_is_the_one_faust_uses(tmp_path: Path) -> None:
+    """The data-dir lock and ``config`` name the directory faust uses: its own default
+    when unset, and a set path as it is, braces included (faust formats the path)."""
     settings = load_settings(consumer_group="lockers")
     conf = faust.App(**settings.faust_settings()).conf
     assert Path(conf.datadir) == settings.data_directory() == Path("lockers-data")
+    odd = tmp_path / "data-{conf.id}-}{"
+    settings = load_settings(consumer_group="lockers", data_dir=odd)
+    conf = faust.App(**settings.faust_settings()).conf
+    assert Path(conf.datadir) == settings.data_directory() == odd

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import string
 import sys
 from collections import defaultdict
@@ -56,7 +55,6 @@ class RuleSource:
         return tuple(sorted(found, key=lambda r: r.doc.id))
 
 
-RULES_DIR_ENV = "CDI_RULES_DIR"
 # The rules at the top of a source checkout.
 SOURCE_RULES = Path(__file__).resolve().parents[2] / "rules"
 # Where an installed wheel puts them (``data-files`` in pyproject.toml).
@@ -70,13 +68,6 @@ def default_rules_dir() -> Path:
         if (candidate / EDITIONS_FILE).is_file():
             return candidate
     return Path("rules")
-
-
-def configured_rules_dir() -> Path:
-    """``CDI_RULES_DIR`` when set, else the shipped rules: every command then checks
-    and uses the rules the worker beside it runs with."""
-    configured = os.environ.get(RULES_DIR_ENV, "").strip()
-    return Path(configured) if configured else default_rules_dir()
 
 
 def load_rules(directory: Path | str) -> RuleSource:

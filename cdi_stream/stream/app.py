@@ -57,7 +57,7 @@ from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.reload import ReloadResult, RulesReloader
 from cdi_stream.settings import Settings
-from cdi_stream.stream.tables import TableStore, partition_for
+from cdi_stream.stream.tables import TableStore
 from cdi_stream.stream.transport import low_latency_app
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Shell:
     watermarks: dict[int, float] = field(default_factory=dict)
 
     def partition_of(self, incident_id: str) -> int:
-        return partition_for(incident_id, self.settings.partitions)
+        return self.store.partition_of(incident_id)
 
     def engine_for(self, partition: int) -> Engine:
         engine = self.engines.get(partition)
@@ -137,13 +137,9 @@ class Shell:
             )
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
-        p = self.partition_of(event.incident_id)
-        if p != partition:
-            await self.dead_letter(
-                key, raw, self._misplaced(p, partition), topic, partition, offset
-            )
+        if not await self._placed(event.incident_id, key, raw, topic, partition, offset):
             return
-        engine = self.engine_for(p)
+        engine = self.engine_for(partition)
         if engine.is_duplicate(event):
             await self.publish(engine.current_flags(event.incident_id), new=False)
             return
@@ -159,9 +155,9 @@ class Shell:
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
         self.metrics.consumed(event.event_type)
-        if t > self.watermarks.get(p, 0.0):
-            self.watermarks[p] = t
-            self.metrics.watermark(p, t)
+        if t > self.watermarks.get(partition, 0.0):
+            self.watermarks[partition] = t
+            self.metrics.watermark(partition, t)
         await self.publish(changes, new=True, published_at=published_at)
 
     async def on_decision(
@@ -179,14 +175,10 @@ class Shell:
         except ContractError as exc:
             await self.dead_letter(key, raw, exc.to_dead_letter_error(), topic, partition, offset)
             return
-        p = self.partition_of(decision.incident_id)
-        if p != partition:
-            await self.dead_letter(
-                key, raw, self._misplaced(p, partition), topic, partition, offset
-            )
+        if not await self._placed(decision.incident_id, key, raw, topic, partition, offset):
             return
         try:
-            changes = self.engine_for(p).decide(decision)
+            changes = self.engine_for(partition).decide(decision)
         except UnknownFlag as exc:
             error = DeadLetterError(kind="unknown_flag", field="flag_id", message=str(exc))
             await self.dead_letter(key, raw, error, topic, partition, offset)
@@ -232,16 +224,30 @@ class Shell:
         if published_at:
             self.metrics.published(published_at)
 
-    def _misplaced(self, owner: int, partition: int) -> DeadLetterError:
-        """An incident's state lives with its partition: processed anywhere else, its
-        events would raise flags that the worker owning the incident never revises."""
-        return DeadLetterError(
+    async def _placed(
+        self,
+        incident_id: str,
+        key: bytes | None,
+        raw: bytes,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> bool:
+        """Whether the message arrived on its incident's partition; if not, it is dead
+        lettered. An incident's state lives with its partition: processed anywhere else,
+        its messages would raise flags that the worker owning the incident never revises."""
+        owner = self.partition_of(incident_id)
+        if owner == partition:
+            return True
+        error = DeadLetterError(
             kind="wrong_partition",
             field="incident_id",
             message=f"the incident belongs on partition {owner} of "
             f"{self.settings.partitions}, not {partition}: key messages by incident_id "
             "with Kafka's default (murmur2) partitioner",
         )
+        await self.dead_letter(key, raw, error, topic, partition, offset)
+        return False
 
     async def dead_letter(
         self,
@@ -350,7 +356,7 @@ def build_app(
         key_type=bytes,
         use_partitioner=True,
     )
-    store = TableStore(table, lambda incident_id: partition_for(incident_id, settings.partitions))
+    store = TableStore(table, settings.partitions)
     shell = Shell(settings, book, store, metrics or Metrics())
     shell.metrics.cases_held = shell.store.held
     shell.announce_rules()

@@ -11,7 +11,7 @@ table after recovery.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from kafka.partitioner.default import murmur2
@@ -32,13 +32,15 @@ class TableStore:
     still hold the keys of partitions handed to another worker, which would count
     twice across the group."""
 
-    def __init__(
-        self, table: MutableMapping[bytes, Any], partition_of: Callable[[str], int]
-    ) -> None:
+    def __init__(self, table: MutableMapping[bytes, Any], partitions: int) -> None:
         self._table = table
         self._cache: dict[str, CaseState] = {}
-        self._partition_of = partition_of
+        self.partitions = partitions
         self._held: Counter[int] = Counter()
+
+    def partition_of(self, incident_id: str) -> int:
+        """The partition that owns an incident's state: where its events must arrive."""
+        return partition_for(incident_id, self.partitions)
 
     def get(self, incident_id: str) -> CaseState | None:
         state = self._cache.get(incident_id)
@@ -54,7 +56,7 @@ class TableStore:
     def put(self, state: CaseState) -> None:
         key = state.incident_id.encode()
         if state.incident_id not in self._cache and key not in self._table:
-            self._held[self._partition_of(state.incident_id)] += 1
+            self._held[self.partition_of(state.incident_id)] += 1
         self._cache[state.incident_id] = state
         self._table[key] = state.to_dict()
 
@@ -63,7 +65,7 @@ class TableStore:
         key = incident_id.encode()
         if key in self._table:
             del self._table[key]
-            self._held[self._partition_of(incident_id)] -= 1
+            self._held[self.partition_of(incident_id)] -= 1
 
     def held(self) -> int:
         """Cases of the partitions owned (as of the last ``own``)."""

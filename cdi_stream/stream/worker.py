@@ -16,7 +16,6 @@ import faust
 from cdi_stream.broker import create_topics
 from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
-from cdi_stream.rules.loader import default_rules_dir
 from cdi_stream.runtime import tune_gc
 from cdi_stream.settings import Settings, unknown_env_vars
 from cdi_stream.stream.app import build_app, changelog_topic
@@ -128,7 +127,7 @@ def serve_metrics(settings: Settings) -> Metrics:
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Run until stopped (Ctrl-C or SIGTERM); raises on a start-up error."""
-    book = RuleBook.from_directory(settings.rules_dir or default_rules_dir())
+    book = RuleBook.from_directory(settings.rules_directory())
     lock = lock_data_dir(settings.data_directory()) if settings.store != "memory://" else None
     try:
         _run_locked(settings, book, loglevel)

@@ -51,7 +51,7 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
     from cdi_stream.rules.loader import default_rules_dir
     from cdi_stream.runtime import resident_set_bytes
     from cdi_stream.simulate import SimConfig, encode_event, generate
-    from cdi_stream.stream.tables import TableStore, partition_for
+    from cdi_stream.stream.tables import TableStore
 
     book = RuleBook.from_directory(default_rules_dir())
     stream = generate(SimConfig(seed=seed, incidents=incidents))
@@ -65,7 +65,7 @@ def measure(layout: str, incidents: int, seed: int, traced: bool) -> dict[str, A
     if layout == "worker-memory":
         engine = Engine(
             book,
-            store=TableStore(table, lambda incident_id: partition_for(incident_id, 8)),
+            store=TableStore(table, 8),
             deadlines=HeapDeadlines(),
             observer=_metrics(),
         )

@@ -170,7 +170,11 @@ def test_shipped_rules_come_from_the_checkout_then_the_installed_copy(
 def test_the_configured_rules_directory_wins_over_the_shipped_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cdi_stream.settings import load_settings
+
     monkeypatch.delenv("CDI_RULES_DIR", raising=False)
-    assert loader.configured_rules_dir() == RULES
+    assert load_settings().rules_directory() == RULES
+    monkeypatch.setenv("CDI_RULES_DIR", "")
+    assert load_settings().rules_directory() == RULES
     monkeypatch.setenv("CDI_RULES_DIR", str(tmp_path))
-    assert loader.configured_rules_dir() == tmp_path
+    assert load_settings().rules_directory() == tmp_path

@@ -36,7 +36,7 @@ def make_shell(
 ) -> tuple[Shell, Captured]:
     options: dict[str, Any] = {"partitions": 4, "max_message_bytes": 2048, **overrides}
     settings = load_settings(clock=clock, **options)
-    store = TableStore(table, lambda incident_id: partition_for(incident_id, 4))
+    store = TableStore(table, 4)
     shell = Shell(settings, book, store, Metrics())
     captured = Captured()
     shell.send_review = captured.send_review
