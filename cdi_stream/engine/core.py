@@ -30,7 +30,7 @@ from cdi_stream.contract import (
 )
 from cdi_stream.engine.config import EngineConfig
 from cdi_stream.engine.deadlines import DeadlineIndex, HeapDeadlines
-from cdi_stream.engine.facts import FactRow, Moment, case_facts, first_recorded_at
+from cdi_stream.engine.facts import FactRow, Moment, case_facts
 from cdi_stream.engine.flags import Desired, reconcile, withdraw
 from cdi_stream.engine.flags import _message as message_for
 from cdi_stream.engine.intake import absorb
@@ -233,7 +233,7 @@ class Engine:
         wakeups = facts.wakeups
         for row in facts.rows:
             if row.scope == "subject":
-                self._track_deadline(case, view, row, at)
+                self._track_deadline(case, row, at)
             rules = edition.by_scope.get(row.scope)
             if not rules:
                 continue
@@ -275,7 +275,7 @@ class Engine:
         self._schedule(case, wakeups)
         return changes
 
-    def _track_deadline(self, case: CaseState, view: CaseView, row: FactRow, at: Moment) -> None:
+    def _track_deadline(self, case: CaseState, row: FactRow, at: Moment) -> None:
         """Keep the subject's open deadline in the case, and report its outcome (first
         recorded, in time or late; or deadline breached) once."""
         fact = row.fact
@@ -290,12 +290,12 @@ class Engine:
             key = "recorded:" + subject
             if key in case.counted:
                 return
-            details = row.details()
-            first = first_recorded_at(view, details, row.rape)
+            first = row.first_covered
             if first is None:
                 return
             case.counted.add(key)
             if self.observer is not None:
+                details = row.details()
                 start = float(details.context.get("clock_start", due))
                 in_time = first <= due and not fact["late"]
                 self.observer.recorded(max(0.0, first - start), in_time)

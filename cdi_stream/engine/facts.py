@@ -67,6 +67,9 @@ class FactRow:
     # stays so until another event): a wake-up is needed only if the rules' answer
     # differs at that moment.
     optional: list[tuple[float, Fact]] = field(default_factory=list)
+    # When a subject was first covered (a crime that did not fall at once, or for rape
+    # also an N100 with a rationale): timeliness is judged from this.
+    first_covered: float | None = None
 
 
 @dataclass(slots=True)
@@ -124,6 +127,7 @@ def case_facts(
                 out,
             )
         )
+    hate = _any_hate(state.qualifiers) if state_based else False
     for d in state_based:
         discs = [d]
         rows.append(
@@ -141,6 +145,10 @@ def case_facts(
                 out,
             )
         )
+        if view.crimes and not d.contrary and d.offence_code in AGGRAVATED and hate:
+            row = _state_classification(view, d, at.now)
+            if row is not None:
+                rows.append(row)
     for ref in _with_crime_victims(victims, view.crimes):
         row = _victim(
             view,
@@ -256,27 +264,14 @@ def _subject(
     w1, w2 = start + cfg.first_warning, start + cfg.second_warning
     due = start + cfg.deadline
 
-    relevant = _covering_crimes(view, victim_ref, discs, rape)
-    intervals = [(c.crime.at, c.cancelled_at) for c in relevant] if relevant else []
+    relevant, intervals = _covering_crimes(view, victim_ref, discs, rape)
     if rape and view.n100_times:
         intervals.extend([(t, INF) for t in view.n100_times])
     cover = Cover(intervals) if intervals else _NEVER_COVERED
     now = at.now
     covered_now = cover.at(now)
 
-    breach, breach_at = "none", None
-    if recordable:
-        if view.closures:
-            breach_at = _immediate_breach(view, cover, first, due, now)
-            if breach_at is not None:
-                breach = "immediate"
-        if (
-            breach_at is None
-            and at.passed(due)
-            and not cover.at(due)
-            and not discharges(view.closure_at(due), rape)
-        ):
-            breach, breach_at = "due", due
+    breach, breach_at = _breach(view, cover, first, due, at, rape) if recordable else _NO_BREACH
     standing_at_breach = breach_at is not None and view.any_crime_standing(breach_at)
     covered_since = False
     if breach_at is not None:
@@ -348,7 +343,15 @@ def _subject(
         discharged,
     )
     return FactRow(
-        "subject", key, fact, details, victim_ref, rape, due if recordable else None, optional
+        "subject",
+        key,
+        fact,
+        details,
+        victim_ref,
+        rape,
+        due if recordable else None,
+        optional,
+        cover.starts[0] if cover.starts else None,
     )
 
 
@@ -423,26 +426,51 @@ def _first_disclosed(recordable: list[DisclosureVersion], default: float) -> flo
     return first
 
 
-def _immediate_breach(
-    view: CaseView, cover: Cover, first: float, due: float, now: float
-) -> float | None:
-    """The first moment, from ``first`` (the clock's own start) through each later
-    closure, before ``due`` and not after ``now``, at which the closure in force
-    decided "no crime" while the subject was not covered."""
-    if first >= due or first > now:
-        return None
-    if is_immediate_breach(view.closure_at(first)) and not cover.at(first):
-        return first
-    prev = first
-    for t in view.closure_times:  # ascending; equal times are one moment
-        if t <= prev:
-            continue
-        if t >= due or t > now:
-            break
-        if is_immediate_breach(view.closure_at(t)) and not cover.at(t):
-            return t
-        prev = t
-    return None
+_NO_BREACH: tuple[str, float | None] = ("none", None)
+
+
+def _breach(
+    view: CaseView, cover: Cover, first: float, due: float, at: Moment, rape: bool
+) -> tuple[str, float | None]:
+    """The breach a not-recorded finding stands on, and its kind.
+
+    A breach is a moment the obligation was broken: a closure deciding "no crime"
+    while the subject is not covered, from the clock's start (``first``) to ``due``
+    (one exactly at ``due`` is applied before the deadline fires), or ``due`` itself,
+    not covered and not discharged. The first breach counts; a later one replaces it
+    only if the subject was covered in between, which put the first one right (a
+    crime recorded and then cancelled before ``due``, or a second "no crime" closure).
+    """
+    kind, breach_at = _NO_BREACH
+    now = at.now
+    if view.closures and first <= due and first <= now:
+        prev = -INF
+        for t in (first, *view.closure_times):  # ascending after ``first``
+            if t <= prev:
+                continue
+            if t > due or t > now:
+                break
+            prev = t
+            if (
+                is_immediate_breach(view.closure_at(t))
+                and not cover.at(t)
+                and (breach_at is None or _covered_between(cover, breach_at, t))
+            ):
+                kind, breach_at = "immediate", t
+    if (
+        at.passed(due)
+        and not cover.at(due)
+        and not discharges(view.closure_at(due), rape)
+        and (breach_at is None or _covered_between(cover, breach_at, due))
+    ):
+        kind, breach_at = "due", due
+    return kind, breach_at
+
+
+def _covered_between(cover: Cover, after: float, until: float) -> bool:
+    """Whether a cover starts after ``after`` and at or before ``until``."""
+    start = cover.first_start_after(after)
+    return start is not None and start <= until
 
 
 def _clock(at: Moment, w1: float, w2: float, due: float) -> tuple[str, tuple[float, ...]]:
@@ -476,16 +504,39 @@ _NEVER_COVERED = Cover([])
 
 def _covering_crimes(
     view: CaseView, victim_ref: str | None, discs: list[DisclosureVersion], rape: bool
-) -> list[CrimeView]:
+) -> tuple[list[CrimeView], list[tuple[float, float]]]:
+    """The crimes that cover a subject at some time, and the periods in which they do.
+
+    A victim is covered by any crime of theirs while it stands; a rape subject only
+    while it stands as rape (19*); a state-based subject by a crime of its code or
+    that code's aggravated form (what a hate qualifier calls for), whoever its victim.
+    The code counts as it was at each moment, so a reclassification after a deadline
+    does not change what stood at the deadline.
+    """
     if not view.crimes:
-        return []
+        return [], []
+    qualifies: Callable[[str], bool]
     if victim_ref is None:
         codes = {d.offence_code for d in discs}
-        return [c for c in view.crimes if c.code in codes]
-    mine = view.crimes_of(victim_ref)
-    if rape:
-        return [c for c in mine if c.code.startswith("19")]
-    return mine
+        codes.update([AGGRAVATED[c] for c in codes if c in AGGRAVATED])
+        pool, qualifies = view.crimes, codes.__contains__
+    else:
+        pool = view.crimes_of(victim_ref)
+        if not rape:
+            return pool, [(c.crime.at, c.cancelled_at) for c in pool]
+        qualifies = _is_rape_code
+    relevant: list[CrimeView] = []
+    intervals: list[tuple[float, float]] = []
+    for c in pool:
+        periods = c.periods(qualifies)
+        if periods:
+            relevant.append(c)
+            intervals.extend(periods)
+    return relevant, intervals
+
+
+def _is_rape_code(code: str) -> bool:
+    return code.startswith("19")
 
 
 def _conduct_gap(
@@ -510,8 +561,8 @@ def _conduct_gap(
     def missing_at(t: float) -> str:
         if not cover.at(t):
             return ""
-        has_conduct = any(c.standing(t) and c.code in conduct_codes for c in mine)
-        has_other = any(c.standing(t) and c.code not in conduct_codes for c in mine)
+        has_conduct = any(c.standing(t) and c.code_at(t) in conduct_codes for c in mine)
+        has_other = any(c.standing(t) and c.code_at(t) not in conduct_codes for c in mine)
         if has_conduct and not has_other:
             return offences.most_serious(other) or ""
         if has_other and not has_conduct:
@@ -555,9 +606,11 @@ def _victim(
     disclosed_codes = [d.offence_code for d in recordable]
     recorded_codes = [c.code for c in standing]
     compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
+    in_addition = False
     if edition.doc.conduct_in_addition:
         non_conduct = [c for c in disclosed_codes if c not in conduct_codes]
         if non_conduct and len(non_conduct) < len(disclosed_codes):
+            in_addition = True
             compare_disclosed = non_conduct
             compare_recorded = [c for c in recorded_codes if c not in conduct_codes]
     disclosed_p = offences.most_serious(compare_disclosed)
@@ -565,22 +618,21 @@ def _victim(
     pcr_gap = bool(disclosed_p and recorded_p and offences.more_serious(disclosed_p, recorded_p))
     corrected = disclosed_p if pcr_gap else recorded_p
     q = view.state.qualifiers
-    hate = _any_hate(q)
+    stalking = edition.doc.former_partner_stalking
     injury_gap = hate_gap = stalking_gap = False
-    if corrected is not None and "injury" in q and corrected in ("105A", "105B"):
-        corrected = "8P" if corrected == "105B" or hate else "8N"
-        injury_gap = True
-    if corrected is not None and hate and corrected in AGGRAVATED:
-        corrected = AGGRAVATED[corrected]
-        hate_gap = True
-    if (
-        corrected in ("8L", "8M")
-        and edition.doc.former_partner_stalking
-        and "former_partner" in q
-        and "course_of_conduct" in q
-    ):
-        corrected = "8Q"
-        stalking_gap = True
+    if corrected is not None:
+        corrected, injury_gap, hate_gap, stalking_gap = _corrected(corrected, q, stalking)
+    if in_addition and not (pcr_gap or injury_gap or hate_gap or stalking_gap):
+        # Recorded in addition, the conduct crime has a class of its own to get right:
+        # harassment by a former partner is stalking, and hate aggravates harassment.
+        conduct_p = offences.most_serious([c for c in recorded_codes if c in conduct_codes])
+        if conduct_p is not None:
+            fixed, injury_gap, hate_gap, stalking_gap = _corrected(conduct_p, q, stalking)
+            if fixed != conduct_p:
+                disclosed_p = offences.most_serious(
+                    [c for c in disclosed_codes if c in conduct_codes]
+                )
+                recorded_p, corrected = conduct_p, fixed
     fact: dict[str, str | int | bool] = {
         "scope": "victim",
         "has_recorded_crime": bool(standing),
@@ -605,6 +657,58 @@ def _victim(
     return FactRow("victim", "victim:" + ref, fact, details, ref, rape)
 
 
+def _state_classification(view: CaseView, d: DisclosureVersion, now: float) -> FactRow | None:
+    """A state-based offence's class where a hate qualifier aggravates it, as it does a
+    victim's (9A to 9B). Its crimes are those of its code or the aggravated form,
+    whoever their victim; None when it has none."""
+    code = d.offence_code
+    aggravated = AGGRAVATED[code]
+    crimes = [c for c in view.crimes if c.code in (code, aggravated)]
+    if not crimes:
+        return None
+    standing = [c for c in crimes if c.standing(now)]
+    recorded_codes = [c.code for c in standing]
+    hate_gap = aggravated not in recorded_codes
+    fact: Fact = dict(_NO_CRIME, has_recorded_crime=bool(standing), hate_gap=hate_gap)
+    details = functools.partial(
+        _victim_details,
+        view,
+        "",
+        [d],
+        crimes,
+        standing,
+        [code],
+        recorded_codes,
+        (code, code if hate_gap else aggravated, aggravated),
+        now,
+        f"State-based offence {code}",
+    )
+    return FactRow("victim", "state:" + d.disclosure_id, fact, details)
+
+
+def _corrected(code: str, q: dict[str, list[Any]], stalking: bool) -> tuple[str, bool, bool, bool]:
+    """The class the qualifiers call for, given the class recorded (or owed by the
+    Principal Crime Rule), and which of the injury, hate and stalking rules moved it."""
+    corrected = code
+    hate = _any_hate(q)
+    injury_gap = hate_gap = stalking_gap = False
+    if "injury" in q and corrected in ("105A", "105B"):
+        corrected = "8P" if corrected == "105B" or hate else "8N"
+        injury_gap = True
+    if hate and corrected in AGGRAVATED:
+        corrected = AGGRAVATED[corrected]
+        hate_gap = True
+    if (
+        corrected in ("8L", "8M")
+        and stalking
+        and "former_partner" in q
+        and "course_of_conduct" in q
+    ):
+        corrected = "8Q"
+        stalking_gap = True
+    return corrected, injury_gap, hate_gap, stalking_gap
+
+
 def _victim_details(
     view: CaseView,
     ref: str,
@@ -615,9 +719,11 @@ def _victim_details(
     recorded_codes: list[str],
     codes: tuple[str | None, str | None, str | None],
     now: float,
+    label: str = "",
 ) -> Details:
-    """What a classification flag on a victim carries; ``codes`` are the principal
-    disclosed and recorded codes compared and the code expected."""
+    """What a classification flag on a victim (or, with ``label``, a state-based
+    offence) carries; ``codes`` are the principal disclosed and recorded codes compared
+    and the code expected."""
     disclosed_p, recorded_p, corrected = codes
     q = view.state.qualifiers
     used_q = sorted(
@@ -633,7 +739,7 @@ def _victim_details(
     all_disclosed = view.offences.most_serious(disclosed_codes)
     fallback = sorted(recorded_codes)[0] if recorded_codes else "none"
     context: dict[str, Any] = {
-        "subject_label": f"Victim {ref}",
+        "subject_label": label or f"Victim {ref}",
         "victim_ref": ref,
         "recorded_code": recorded_p or fallback,
         "disclosed_code": disclosed_p or "none",
@@ -828,17 +934,3 @@ def _const(details: Details) -> Callable[[], Details]:
 def _hours(seconds: float) -> str:
     hours = seconds / 3600.0
     return f"{hours:.0f}" if hours == int(hours) else f"{hours:.1f}"
-
-
-def first_recorded_at(view: CaseView, details: Details, rape: bool) -> float | None:
-    """When a subject was first recorded: its earliest crime that was not cancelled at
-    once, or for rape also an N100 with a rationale. Timeliness is judged from this."""
-    crimes = view.crime_by_id
-    starts = [
-        c.crime.at
-        for cid in details.crime_ids
-        if (c := crimes.get(cid)) and c.crime.at < c.cancelled_at
-    ]
-    if rape:
-        starts.extend(view.n100_times)
-    return min(starts) if starts else None

@@ -124,9 +124,9 @@ def _add_details(
             state.qualifiers[q] = [at, event.event_id]
     for v in victims:
         state.victims.setdefault(v.victim_ref, v.kind)
+    # Only declared victims are kept: a disclosure's victim is a victim while that
+    # disclosure is in force, and a replacing version may name another.
     for d in disclosures:
-        if d.victim_ref is not None:
-            state.victims.setdefault(d.victim_ref, "person")
         version = DisclosureVersion(
             event_id=event.event_id,
             at=at,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cdi_stream.engine.core import Engine
-from cdi_stream.engine.facts import FactRow, Moment, case_facts, first_recorded_at
+from cdi_stream.engine.facts import FactRow, Moment, case_facts
 from cdi_stream.engine.state import CaseState
 from cdi_stream.engine.timeline import CaseView
 from cdi_stream.offences import OffenceTable
@@ -175,8 +175,8 @@ def case_outcomes(
         for row in facts.rows:
             if row.scope == "subject":
                 subjects.append(row)
-            elif row.scope == "victim" and row.victim_ref is not None:
-                gaps[row.victim_ref] = any(bool(row.fact.get(g)) for g in _GAPS)
+            elif row.scope == "victim":  # a classification, keyed as its subject is
+                gaps[row.subject] = any(bool(row.fact.get(g)) for g in _GAPS)
             elif row.scope == "cancellation":
                 outcome = _cancellation(case.incident_id, edition.id, row, edition.match)
                 cancellations.append(outcome)
@@ -265,13 +265,13 @@ def _subject(
         recordable=True,
         rape=row.rape,
         covered=covered,
-        correctly_classified=not gaps.get(row.victim_ref or "", False),
+        correctly_classified=not gaps.get(row.subject, False),
         complete=not bool(fact.get("conduct_gap_now", False)),
         discharged=bool(fact["discharged"]),
         validly_cancelled=validly_cancelled,
         pending=not covered and due_at is not None and not at.passed(due_at),
         late=bool(fact["late"]),
-        first_recorded_at=first_recorded_at(view, details, row.rape),
+        first_recorded_at=row.first_covered,
         principal_code=principal,
         categories=_categories(view.offences, principal, row.rape, qualifiers),
     )

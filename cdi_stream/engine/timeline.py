@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cdi_stream.engine.state import CaseState, Closure, Crime, DisclosureVersion
@@ -26,9 +27,41 @@ class CrimeView:
     crime: Crime
     code: str
     cancelled_at: float
+    # Its codes over time when it was reclassified, as (from, code) steps in event-time
+    # order, the first at its recording; None when it kept its recorded code.
+    steps: tuple[tuple[float, str], ...] | None = None
 
     def standing(self, t: float) -> bool:
         return self.crime.at <= t < self.cancelled_at
+
+    def code_at(self, t: float) -> str:
+        """Its code at ``t``: a reclassification changes the code from its own time on,
+        never before, so a later correction does not rewrite what stood at a deadline."""
+        if self.steps is None:
+            return self.code
+        code = self.code
+        for start, step in self.steps:
+            if start > t:
+                break
+            code = step
+        return code
+
+    def periods(self, qualifies: Callable[[str], bool]) -> list[tuple[float, float]]:
+        """The [start, end) periods in which it stands with a code that ``qualifies``."""
+        end = self.cancelled_at
+        if self.steps is None:
+            return [(self.crime.at, end)] if qualifies(self.code) else []
+        out: list[tuple[float, float]] = []
+        steps = self.steps
+        for i, (start, code) in enumerate(steps):
+            stop = min(steps[i + 1][0], end) if i + 1 < len(steps) else end
+            if start >= stop or not qualifies(code):
+                continue
+            if out and out[-1][1] == start:
+                out[-1] = (out[-1][0], stop)
+            else:
+                out.append((start, stop))
+        return out
 
 
 class CaseView:
@@ -90,10 +123,10 @@ class CaseView:
 
 
 def _crime_views(state: CaseState) -> list[CrimeView]:
-    """Each crime with its current code and cancellation time, by crime id.
+    """Each crime with its codes over time and its cancellation time, by crime id.
 
     The first cancellation (by event time) counts; the latest reclassification (by
-    event time) gives the code. Without either, a crime stands as recorded.
+    event time) gives the current code. Without either, a crime stands as recorded.
     """
     crimes = state.crimes
     if not crimes:
@@ -105,14 +138,22 @@ def _crime_views(state: CaseState) -> list[CrimeView]:
     for c in state.cancellations:
         if c.crime_id not in cancelled:
             cancelled[c.crime_id] = c.at
-    codes: dict[str, str] = {}
+    steps: dict[str, list[tuple[float, str]]] = {}
     for r in state.reclassifications:
-        if r.crime_id in crimes:
-            codes[r.crime_id] = r.to_code
-    return [
-        CrimeView(crimes[cid], codes.get(cid, crimes[cid].offence_code), cancelled.get(cid, INF))
-        for cid in ids
-    ]
+        crime = crimes.get(r.crime_id)
+        if crime is not None:
+            steps.setdefault(r.crime_id, [(crime.at, crime.offence_code)]).append(
+                (max(r.at, crime.at), r.to_code)
+            )
+    views: list[CrimeView] = []
+    for cid in ids:
+        crime = crimes[cid]
+        history = steps.get(cid)
+        if history is None:
+            views.append(CrimeView(crime, crime.offence_code, cancelled.get(cid, INF)))
+        else:
+            views.append(CrimeView(crime, history[-1][1], cancelled.get(cid, INF), tuple(history)))
+    return views
 
 
 def discharges(closure: Closure | None, rape: bool) -> bool:

@@ -1,0 +1,295 @@
+"""One test per defect found in the engine's rules, each named for what it guards.
+
+Each failed before its fix. Where a defect had a near case that already worked, the
+test checks that one too, so the fix is known not to have moved it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cdi_stream.rules.book import RuleBook
+from tests.engine.scenario import T0, Incident, run
+
+CONDUCT_EDITION = dt.datetime(2021, 6, 1, 9, 0, tzinfo=dt.UTC)  # edition 2020-04
+
+
+# -- an immediate breach put right, then broken again before due_at -------------------
+
+
+def _put_right_then_cancelled() -> Incident:
+    """Closed as no crime at 2 h, the crime recorded at 3 h, validly cancelled at 5 h."""
+    return (
+        Incident()
+        .reported(0, disclosures=[("49", "V1")])
+        .closed(2, "non_crime")
+        .crime(3, "49")
+        .cancelled(5, "C4", role="ddm", informed=True)
+    )
+
+
+def test_a_cover_cancelled_before_due_after_an_immediate_breach_is_judged_at_due(
+    book: RuleBook,
+) -> None:
+    """Recording the crime put the ``non_crime`` closure right, but its cancellation
+    before due_at leaves the deadline to apply as usual."""
+    inc = _put_right_then_cancelled()
+    out = run(book, inc.events, until=30)
+    assert out.open() == [("crime_not_recorded", "V1")]
+    flag = out.one("crime_not_recorded")
+    assert flag.event_time == T0 + dt.timedelta(hours=24)  # raised again at due_at
+    assert flag.priority == "P1"  # a not-recorded finding at or after due_at
+    assert [s for _, s in out.history("crime_not_recorded")] == ["open", "resolved", "open"]
+
+
+def test_the_same_cancellation_without_the_closure_was_already_flagged(book: RuleBook) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("49", "V1")])
+        .crime(3, "49")
+        .cancelled(5, "C4", role="ddm", informed=True)
+    )
+    assert run(book, inc.events, until=30).open() == [("crime_not_recorded", "V1")]
+
+
+def test_a_second_non_crime_closure_after_the_first_was_put_right_is_a_new_breach(
+    book: RuleBook,
+) -> None:
+    inc = _put_right_then_cancelled().closed(6, "non_crime")
+    out = run(book, inc.events, until=10)
+    assert out.open() == [("crime_not_recorded", "V1")]
+    assert out.one("crime_not_recorded").event_time == T0 + dt.timedelta(hours=6)
+
+
+def test_an_immediate_breach_never_put_right_keeps_its_kind_and_time_at_due(
+    book: RuleBook,
+) -> None:
+    """The deadline passing is not a second breach: the finding raised at the closure
+    stays as it is (not re-raised, not turned into another finding)."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1"), ("8N", "V2")])
+        .crime(1, "8N", victim="V1")
+        .closed(2, "non_crime")
+    )
+    out = run(book, inc.events, until=30)
+    assert out.open() == [("crime_not_recorded", "V2")]
+    assert [s for _, s in out.history("crime_not_recorded")] == ["open"]
+    assert out.one("crime_not_recorded").event_time == T0 + dt.timedelta(hours=2)
+
+
+# -- a "no crime" closure exactly at due_at ----------------------------------------------
+
+
+def _closed_at(hours: float) -> Incident:
+    return (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1"), ("8N", "V2")])
+        .crime(1, "8N", victim="V1")
+        .closed(hours, "non_crime")
+    )
+
+
+def test_a_non_crime_closure_exactly_at_due_is_applied_before_the_deadline(
+    book: RuleBook,
+) -> None:
+    """What is due at t fires after the events at t: the closure makes it the immediate
+    finding, not ``additional_crime_not_recorded``."""
+    out = run(book, _closed_at(24).events, until=30)
+    assert out.open() == [("crime_not_recorded", "V2")]
+
+
+def test_a_non_crime_closure_just_before_due_was_already_immediate(book: RuleBook) -> None:
+    out = run(book, _closed_at(24 - 1 / 3600).events, until=30)
+    assert out.open() == [("crime_not_recorded", "V2")]
+
+
+# -- reclassifications change a crime's code from their own time on ----------------------
+
+
+def test_a_crime_reclassified_to_rape_after_due_is_a_late_rape_recording(book: RuleBook) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("19C", "V1")])
+        .crime(5, "20A")
+        .reclassified(30, "20A", "19C", rationale="victim account clarified")
+    )
+    out = run(book, inc.events, until=40)
+    assert out.history("rape_not_resolved")[0] == (1, "open")
+    assert out.one("rape_not_resolved").status == "resolved"
+    assert out.one("late_recording").status == "resolved"
+
+
+def test_a_rape_crime_standing_at_due_is_not_unresolved_after_a_later_downgrade(
+    book: RuleBook,
+) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("19C", "V1")])
+        .crime(5, "19C")
+        .reclassified(30, "19C", "20A", rationale="AVI: no penetration")
+    )
+    out = run(book, inc.events, until=40)
+    assert out.final("rape_not_resolved") == []
+    assert out.final("late_recording") == []
+
+
+def test_a_state_based_offence_is_covered_from_the_reclassification_that_gave_its_code(
+    book: RuleBook,
+) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("66", None)], victims=[])
+        .crime(5, "9A", victim=None)
+        .reclassified(30, "9A", "66", rationale="more information")
+    )
+    out = run(book, inc.events, until=40)
+    assert out.one("late_recording").status == "resolved"
+    assert out.open() == []
+
+
+def test_the_conduct_gap_at_due_uses_the_codes_standing_at_due(book: RuleBook) -> None:
+    """Conduct edition: at due_at both kinds were recorded; reclassifying one of them
+    into the other kind later does not make a gap at due_at after the fact."""
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1"), ("8L", "V1")])
+        .crime(2, "8L", crime_id="C1")
+        .crime(3, "8N", crime_id="C2")
+        .reclassified(30, "8N", "8L", crime_id="C2", rationale="no injury after all")
+    )
+    out = run(book, inc.events, until=40, start=CONDUCT_EDITION)
+    assert out.final("additional_crime_not_recorded") == []
+
+
+# -- priority floors -------------------------------------------------------------------
+
+
+def test_an_immediate_not_recorded_finding_for_theft_is_p3(book: RuleBook) -> None:
+    """The spec sets not-recorded findings to P1 at or after due_at, and otherwise by
+    offence group: theft with no qualifier is "the rest", P3. The rule's floor was P2."""
+    inc = Incident().reported(0, disclosures=[("49", "V1")]).closed(2, "non_crime")
+    flag = run(book, inc.events, until=3).one("crime_not_recorded")
+    assert (flag.status, flag.priority) == ("open", "P3")
+
+
+# -- hate aggravation of a state-based offence -----------------------------------------
+
+
+def test_a_state_based_9a_with_a_hate_qualifier_recorded_as_9a_is_wrongly_classified(
+    book: RuleBook,
+) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("9A", None)], victims=[], qualifiers=["hate_race"])
+        .crime(2, "9A", victim=None)
+        .reclassified(5, "9A", "9B", rationale="hate incident")
+    )
+    out = run(book, inc.events, until=30)
+    assert [s for _, s in out.history("wrong_classification")] == ["open", "resolved"]
+    first = out.changes[0]
+    assert first.expected == {"offence_code": "9B"}
+    assert first.observed == {"offence_code": "9A"}
+    assert first.explanation.startswith("State-based offence 9A on incident")
+    assert out.open() == []
+
+
+def test_a_state_based_9a_recorded_in_its_aggravated_form_is_covered(book: RuleBook) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("9A", None)], victims=[], qualifiers=["hate_race"])
+        .crime(2, "9B", victim=None)
+    )
+    out = run(book, inc.events, until=30)
+    assert out.open() == []
+    assert out.final("additional_crime_not_recorded") == []
+
+
+# -- conduct edition: the conduct crime's own class ------------------------------------
+
+
+def test_former_partner_harassment_recorded_beside_an_assault_is_stalking(
+    book: RuleBook,
+) -> None:
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(
+            0,
+            disclosures=[("8N", "V1"), ("8L", "V1")],
+            qualifiers=["former_partner", "course_of_conduct"],
+        )
+        .crime(2, "8N", crime_id="C1")
+        .crime(2, "8L", crime_id="C2")
+    )
+    out = run(book, inc.events, until=30, start=CONDUCT_EDITION)
+    flag = out.one("wrong_classification")
+    assert flag.expected == {"offence_code": "8Q"}
+    assert flag.observed == {"offence_code": "8L"}
+
+
+def test_former_partner_harassment_alone_was_already_stalking(book: RuleBook) -> None:
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8L", "V1")], qualifiers=["former_partner", "course_of_conduct"])
+        .crime(2, "8L", crime_id="C2")
+    )
+    out = run(book, inc.events, until=30, start=CONDUCT_EDITION)
+    assert out.one("wrong_classification").expected == {"offence_code": "8Q"}
+
+
+def test_hate_harassment_recorded_beside_an_aggravated_assault_is_aggravated_too(
+    book: RuleBook,
+) -> None:
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1"), ("8L", "V1")], qualifiers=["hate_race"])
+        .crime(2, "8P", crime_id="C1")
+        .crime(2, "8L", crime_id="C2")
+    )
+    out = run(book, inc.events, until=30, start=CONDUCT_EDITION)
+    assert out.one("wrong_classification").expected == {"offence_code": "8M"}
+
+
+def test_the_principal_crime_is_reported_before_the_conduct_crime(book: RuleBook) -> None:
+    """One flag per victim: with both wrong, it asks for the principal crime first."""
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1"), ("8L", "V1")], qualifiers=["hate_race"])
+        .crime(2, "8N", crime_id="C1")
+        .crime(2, "8L", crime_id="C2")
+        .reclassified(5, "8N", "8P", crime_id="C1", rationale="hate")
+    )
+    out = run(book, inc.events, until=30, start=CONDUCT_EDITION)
+    expected = [c.expected["offence_code"] for c in out.changes if c.status == "open"]
+    assert [code for i, code in enumerate(expected) if expected[i - 1 : i] != [code]] == [
+        "8P",
+        "8M",
+    ]
+    assert out.one("wrong_classification").status == "open"
+
+
+# -- a replacing disclosure that names another victim -----------------------------------
+
+
+def test_a_disclosure_corrected_to_another_victim_leaves_one_victim(book: RuleBook) -> None:
+    """After the correction V1 is the incident's only victim, so the rape qualifier
+    makes V1 a rape subject, which an 8N crime does not resolve."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V2")], victims=[], qualifiers=["rape"])
+        .updated(1, disclosures=[{"disclosure_id": "D1", "offence_code": "8N", "victim_ref": "V1"}])
+        .crime(2, "8N", victim="V1")
+    )
+    out = run(book, inc.events, until=30)
+    assert out.open() == [("rape_not_resolved", "V1")]
+
+
+def test_an_only_victim_with_the_rape_qualifier_was_already_a_rape_subject(
+    book: RuleBook,
+) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")], victims=[], qualifiers=["rape"])
+        .crime(2, "8N", victim="V1")
+    )
+    assert ("rape_not_resolved", "V1") in run(book, inc.events, until=30).open()
