@@ -569,11 +569,13 @@ def _conduct_gap(
             return offences.most_serious(conduct) or sorted(conduct)[0]
         return ""
 
-    at_due = ""
+    # Nothing recorded at due_at is both missing: recorded late, one of them may still be.
+    at_due, gap_at_due = "", False
     if at.passed(due) and not discharges(view.closure_at(due), False):
         at_due = missing_at(due)
+        gap_at_due = bool(at_due) or not cover.at(due)
     now = missing_at(at.now)
-    return bool(at_due), bool(now), now or at_due
+    return gap_at_due, bool(now), now or at_due
 
 
 def _victim(
@@ -733,9 +735,11 @@ def _victim_details(
     )
     crime_ids = {c.crime.crime_id for c in crimes}
     evidence = {d.event_id for d in discs} | {c.crime.event_id for c in crimes}
-    evidence.update(r.event_id for r in view.state.reclassifications if r.crime_id in crime_ids)
+    reclassified = [r for r in view.state.reclassifications if r.crime_id in crime_ids]
+    evidence.update(r.event_id for r in reclassified)
     evidence.update(q[k][1] for k in used_q)
     times = [d.at for d in discs] + [c.crime.at for c in crimes] + [q[k][0] for k in used_q]
+    times.extend(r.at for r in reclassified)
     all_disclosed = view.offences.most_serious(disclosed_codes)
     fallback = sorted(recorded_codes)[0] if recorded_codes else "none"
     context: dict[str, Any] = {

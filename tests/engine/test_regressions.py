@@ -293,3 +293,32 @@ def test_an_only_victim_with_the_rape_qualifier_was_already_a_rape_subject(
         .crime(2, "8N", victim="V1")
     )
     assert ("rape_not_resolved", "V1") in run(book, inc.events, until=30).open()
+
+
+def test_a_partial_late_recording_of_both_kinds_leaves_the_other_one_owed(
+    book: RuleBook,
+) -> None:
+    """Conduct edition: neither crime recorded by due_at, then only the conduct crime:
+    the assault is still owed, "either one missing" includes both missing."""
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1"), ("8Q", "V1")])
+        .crime(30, "8Q", crime_id="C1")
+    )
+    out = run(book, inc.events, until=40, start=CONDUCT_EDITION)
+    assert out.one("crime_not_recorded").status == "resolved"
+    assert out.one("late_recording").status == "resolved"
+    owed = out.one("additional_crime_not_recorded")
+    assert (owed.status, owed.expected) == ("open", {"offence_code": "8N"})
+
+
+def test_a_wrong_class_from_a_downgrade_dates_from_the_downgrade(book: RuleBook) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(1, "8N")
+        .reclassified(10, "8N", "105A", rationale="no injury recorded")
+    )
+    flag = run(book, inc.events, until=12).one("wrong_classification")
+    assert flag.expected == {"offence_code": "8N"}
+    assert flag.event_time == T0 + dt.timedelta(hours=10)
