@@ -85,6 +85,10 @@ def _check_output(path: Path | None, option: str, *inputs: Path | str | None) ->
             _fail(f"{option}: {path} is also named for another file; writing would lose it")
 
 
+def _to_stdout(path: Path | None) -> bool:
+    return path is not None and str(path) == "-"
+
+
 def _write_error(exc: OSError) -> NoReturn:
     _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}")
 
@@ -110,7 +114,8 @@ def replay(
         str | None, typer.Option(help="Advance event time to this RFC 3339 time at the end.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write flag changes here (default: stdout).")
+        Path | None,
+        typer.Option("--out", "-o", help="Write flag changes here (default or -: stdout)."),
     ] = None,
     rules: RulesDirOption = None,
     strict: StrictOption = False,
@@ -138,7 +143,11 @@ def replay(
     with ExitStack() as stack:
         source, size = _open_events(events, stack)
         try:
-            sink: BinaryIO = stack.enter_context(out.open("wb")) if out else sys.stdout.buffer
+            sink: BinaryIO = (
+                stack.enter_context(out.open("wb"))
+                if out and not _to_stdout(out)
+                else sys.stdout.buffer
+            )
         except OSError as exc:
             _write_error(exc)
         progress = None
@@ -193,7 +202,7 @@ def replay(
 def report(
     events: Annotated[Path, typer.Argument(help="JSONL file of incident events.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Write the HTML report to this file.")
+        Path, typer.Option("--out", "-o", help="Write the HTML report to this file (- for stdout).")
     ] = Path("report.html"),
     json_out: Annotated[
         Path | None,
@@ -251,6 +260,8 @@ def report(
             _fail(_not_a_file(path))
     _check_output(out, "--out", events, flags, decisions)
     _check_output(json_out, "--json", events, flags, decisions, out)
+    if _to_stdout(json_out) and _to_stdout(out):
+        _fail("--json - and --out - would mix HTML and JSON on standard output")
     engine_config = _settings().engine_config()
     book = _load_book(rules)
 
@@ -275,9 +286,17 @@ def report(
         raise typer.BadParameter(str(exc)) from exc
     finally:
         book.close()
+    if result.inputs.events == 0:
+        _fail(
+            f"no events to report on in {events} ({result.inputs.rejected} of "
+            f"{result.inputs.lines} lines rejected); nothing written"
+        )
     try:
-        out.write_text(render_html(result), encoding="utf-8")
-        if json_out is not None and str(json_out) == "-":
+        if _to_stdout(out):
+            sys.stdout.write(render_html(result))
+        else:
+            out.write_text(render_html(result), encoding="utf-8")
+        if json_out is not None and _to_stdout(json_out):
             sys.stdout.write(result.to_json())
         elif json_out is not None:
             json_out.write_text(result.to_json(), encoding="utf-8")
@@ -335,6 +354,8 @@ def backtest(
     from cdi_stream.backtest import backtest_command
 
     until_at = _parse_time(until, "--until") if until else None
+    _check_output(json_out, "--json", events)
+    _check_output(html_out, "--html", events, json_out)
     engine_config = _settings().engine_config()
     code = backtest_command(
         events,
@@ -388,7 +409,8 @@ def simulate(
     incidents: Annotated[int, typer.Option(help="How many incidents to generate.")] = 1000,
     seed: Annotated[int, typer.Option(help="Same seed, same stream.")] = 1,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the stream to this JSONL file.")
+        Path | None,
+        typer.Option("--out", "-o", help="Write the stream to this JSONL file (- for stdout)."),
     ] = None,
     truth: Annotated[
         Path | None, typer.Option(help="Write the ground truth per incident to this JSONL file.")
@@ -440,7 +462,11 @@ def simulate(
     _check_output(truth, "--truth", out)
     with ExitStack() as stack:
         try:
-            sink = stack.enter_context(out.open("wb")) if out else None
+            sink: BinaryIO | None = None
+            if _to_stdout(out):
+                sink = sys.stdout.buffer
+            elif out is not None:
+                sink = stack.enter_context(out.open("wb"))
             truths = stack.enter_context(truth.open("w")) if truth else None
         except OSError as exc:
             _write_error(exc)
@@ -483,6 +509,7 @@ def _publish(
     rate: float,
     speed: float,
 ) -> int:
+    from cdi_stream.broker import BrokerError, create_topics
     from cdi_stream.publish import Pace, publish
 
     settings = _settings(**({"kafka_bootstrap_servers": bootstrap} if bootstrap else {}))
@@ -491,6 +518,24 @@ def _publish(
         pace = Pace(rate=rate, speed=speed)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    ahead = settings.max_event_ahead_seconds
+    if ahead and (speed == 0 or speed > 1):
+        err.print(
+            "[yellow]warning[/yellow] event time will run ahead of the wall clock "
+            f"({'--speed 0 follows the rate only' if speed == 0 else f'x{speed:g}'}): a "
+            f"worker dead-letters events more than {ahead:g} s ahead as future_event; run "
+            "it with CDI_MAX_EVENT_AHEAD_SECONDS=0, as the demo does",
+            highlight=False,
+        )
+    # Created here as the worker creates it: a broker that creates topics on first use
+    # would pick its own partition count, and the worker would then refuse the topic.
+    try:
+        create_topics(
+            servers, {topic: settings.partitions}, replication=settings.replication_factor
+        )
+    except BrokerError as exc:
+        err.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(3) from exc
     try:
         return publish(
             events,
@@ -502,6 +547,9 @@ def _publish(
     except Exception as exc:  # kafka-python raises several unrelated types
         err.print(f"[red]error[/red] cannot publish to {servers}: {exc}", highlight=False)
         raise typer.Exit(3) from exc
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -523,9 +571,11 @@ def worker(
     from cdi_stream.broker import BrokerError
     from cdi_stream.stream.worker import DataDirInUse, MetricsPortInUse, run_worker
 
+    if loglevel.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"one of {', '.join(LOG_LEVELS)}", param_hint="--loglevel")
     settings = _settings()
     try:
-        run_worker(settings, loglevel=loglevel)
+        run_worker(settings, loglevel=loglevel.lower())
     except (BrokerError, RulesError, MetricsPortInUse, DataDirInUse) as exc:
         if isinstance(exc, RuleValidationError):
             for problem in exc.problems:
@@ -639,9 +689,11 @@ def decide(
 
 @app.command()
 def demo(
-    incidents: Annotated[int, typer.Option(help="Simulated incidents to publish.")] = 5000,
-    rate: Annotated[float, typer.Option(help="Events a second.")] = 40.0,
-    speed: Annotated[float, typer.Option(help="Event-time seconds per wall second.")] = 3600.0,
+    incidents: Annotated[int, typer.Option(min=1, help="Simulated incidents to publish.")] = 5000,
+    rate: Annotated[float, typer.Option(min=0.0, help="Events a second (0: no limit).")] = 40.0,
+    speed: Annotated[
+        float, typer.Option(min=1.0, help="Event-time seconds per wall second (at least 1).")
+    ] = 3600.0,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 1,
 ) -> None:
     """Live demo: local broker, a worker, the simulator, and the DDM queue; Ctrl-C stops all."""
@@ -658,7 +710,7 @@ def demo(
 @app.command()
 def broker(
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on (default: a free one).")
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on (default: a free one).")
     ] = None,
 ) -> None:
     """Start a local Kafka-protocol broker for development; Ctrl-C stops it."""

@@ -61,13 +61,23 @@ def _wait_for(log: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise RuntimeError(f"the worker did not start in {timeout:.0f}s; see {log}")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(
     *, incidents: int = 5000, rate: float = 40.0, speed: float = 3600.0, seed: int = 1
 ) -> int:
-    """Run until Ctrl-C; return the exit status."""
+    """Run until Ctrl-C, SIGTERM or SIGHUP (the terminal closed); return the exit status.
+
+    The worker and the simulator run in sessions of their own, out of reach of the
+    terminal's signals, so the demo must stop them itself however it is stopped.
+    """
     console = Console(stderr=True)
     logs = Path(tempfile.mkdtemp(prefix="cdi-demo-"))
     with ExitStack() as stack:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            stack.callback(signal.signal, sig, signal.signal(sig, _interrupt))
         broker = stack.enter_context(LocalBroker())
         broker.start()
         console.print(f"broker on {broker.bootstrap}; logs in {logs}", highlight=False)

@@ -231,11 +231,6 @@ class Settings(BaseSettings):
         "production, because Prometheus scrapes a container from outside it.",
     )
     metrics_port: int = Field(9108, ge=0, le=65535, description="0 turns the endpoint off.")
-    web_host: str = Field(
-        "127.0.0.1",
-        description="faust's web server has no authentication, so it stays on loopback.",
-    )
-    web_port: int = Field(6066, ge=1, le=65535)
     max_message_bytes: int = Field(
         1_048_576,
         # A report with a victim and a disclosure takes about 500 bytes: a smaller
@@ -435,7 +430,6 @@ class Settings(BaseSettings):
         ``env`` is empty on purpose: faust otherwise reads unprefixed variables such as
         ``BROKER_URL``, ``WEB_PORT`` or ``APP_STORE`` from the process environment and lets
         them override these arguments, so a stray variable would silently change the broker.
-        ``web_bind`` is what the web server listens on; ``web_host`` only names it in URLs.
         """
         options: dict[str, Any] = {
             "id": self.consumer_group,
@@ -447,9 +441,9 @@ class Settings(BaseSettings):
             "datadir": str(self.data_directory()).replace("{", "{{").replace("}", "}}"),
             "topic_partitions": self.partitions,
             "topic_replication_factor": self.replication_factor,
-            "web_bind": self.web_host,
-            "web_host": self.web_host,
-            "web_port": self.web_port,
+            # faust's web server has no authentication, and nothing here needs it: the
+            # metrics endpoint is served apart.
+            "web_enabled": False,
             # The test broker cannot run transactions, and every output has a stable id.
             "processing_guarantee": "at_least_once",
             "broker_commit_interval": self.commit_interval_seconds,

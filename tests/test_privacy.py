@@ -255,3 +255,37 @@ def test_a_cancellation_reason_written_as_a_sentence_never_reaches_flags_or_stat
     engine.apply(parse_incident_event(json.dumps(coded[1])))
     out = engine.apply(parse_incident_event(json.dumps(coded[2])))
     assert any("reason C6 is not one of C1-C5" in c.explanation for c in out), "codes are kept"
+
+
+@pytest.mark.parametrize(
+    ("closing_code", "shown"),
+    [(NARRATIVE, "free text"), ("JaneDoe", "free text"), (" CRI-03 ", "CRI-03")],
+)
+def test_a_closing_code_written_as_text_never_reaches_flags_or_state(
+    book: RuleBook, closing_code: str, shown: str
+) -> None:
+    """Regression: the closing code, a free string in the contract, was copied into
+    ``cri_without_rationale`` flags as given. Codes are upper case; anything else may
+    be a sentence or a name."""
+    events = Incident().reported(0).closed(2, "cri").events
+    events[-1]["closing_code"] = closing_code
+    engine = Engine(book)
+    changes: list[FlagChange] = []
+    for event in events:
+        changes.extend(engine.apply(parse_incident_event(json.dumps(event))))
+    flag = next(c for c in changes if c.finding == "cri_without_rationale")
+    assert flag.observed == {"closing_code": shown}
+    published = b"".join(c.to_json_bytes() for c in changes)
+    case = engine.store.get("INC-1")
+    assert case is not None
+    state = json.dumps(case.to_dict()).encode()
+    for text in (published, state):
+        assert needles_in(text) == [] and b"JaneDoe" not in text
+
+
+def test_a_cancellation_reason_that_could_be_a_name_is_not_published(book: RuleBook) -> None:
+    events = Incident().reported(0).crime(2).cancelled(30, "JaneDoe", role="officer").events
+    engine = Engine(book)
+    changes = [c for e in events for c in engine.apply(parse_incident_event(json.dumps(e)))]
+    assert b"JaneDoe" not in b"".join(c.to_json_bytes() for c in changes)
+    assert any("reason given as free text" in c.explanation for c in changes)

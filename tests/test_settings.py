@@ -89,7 +89,6 @@ def test_defaults_are_the_production_ones() -> None:
     assert settings.rules_dir is None
     assert (settings.metrics_address(), settings.metrics_port) == ("0.0.0.0", 9108)
     assert (settings.rules_reload_seconds, settings.max_event_ahead_seconds) == (10, 3600)
-    assert (settings.web_host, settings.web_port) == ("127.0.0.1", 6066)
     assert settings.max_message_bytes == 1_048_576
     assert settings.security_protocol == "PLAINTEXT"
     assert settings.sasl_password is None
@@ -161,7 +160,6 @@ def test_settings_are_frozen() -> None:
         ("CDI_PARTITIONS", "eight", "valid integer"),
         ("CDI_REPLICATION_FACTOR", "17", "less than or equal to 16"),
         ("CDI_METRICS_PORT", "65536", "less than or equal to 65535"),
-        ("CDI_WEB_PORT", "0", "greater than or equal to 1"),
         ("CDI_MAX_MESSAGE_BYTES", "10", "greater than or equal to 1024"),
         ("CDI_DEADLINE_HOURS", "inf", "finite number"),
         ("CDI_COMMIT_INTERVAL_SECONDS", "inf", "finite number"),
@@ -330,7 +328,7 @@ def test_local_and_production_differ_exactly_in_the_documented_keys() -> None:
 
 def test_faust_settings_are_accepted_by_faust() -> None:
     settings = load_settings(
-        profile="local", partitions=4, replication_factor=3, web_port=6100, consumer_group="cdi-x"
+        profile="local", partitions=4, replication_factor=3, consumer_group="cdi-x"
     )
     conf = faust.App(**settings.faust_settings()).conf
     assert conf.id == "cdi-x"
@@ -341,8 +339,7 @@ def test_faust_settings_are_accepted_by_faust() -> None:
     assert conf.store.scheme == "memory"
     guarantee: object = conf.processing_guarantee  # faust annotates it as the enum class
     assert guarantee is ProcessingGuarantee.AT_LEAST_ONCE
-    # web_host only names the server in URLs; web_bind is what it listens on.
-    assert (conf.web_bind, conf.web_host, conf.web_port) == ("127.0.0.1", "127.0.0.1", 6100)
+    assert conf.web_enabled is False  # no unauthenticated web server
     assert conf.broker_credentials is None
 
     production = faust.App(**load_settings().faust_settings()).conf
@@ -356,7 +353,7 @@ def test_faust_does_not_take_its_own_variables(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("APP_STORE", "rocksdb://")
     conf = faust.App(**load_settings().faust_settings()).conf
     assert [str(url) for url in conf.broker] == ["kafka://127.0.0.1:9092"]
-    assert conf.web_port == 6066
+    assert conf.web_port == 6066  # faust's default: WEB_PORT was not read
     assert conf.store.scheme == "memory"
 
 

@@ -38,15 +38,20 @@ def has_text(value: str | None) -> bool:
 
 
 FREE_TEXT_REASON = "free text"
-_REASON_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}")
+# Upper case, digits, spaces and ``._/-``: how recording systems write their codes
+# (``C2``, ``NO CRIME``, ``CRI-03``). Mixed or lower case is how people write names and
+# sentences.
+_LOCAL_CODE = re.compile(r"[A-Z0-9][A-Z0-9 ._/-]{0,31}")
 
 
-def reason_code(reason: str) -> str:
-    """A cancellation reason as the engine keeps it: a code as given (``C1``..``C5`` are
-    valid, any other code is itself a finding), or ``free text``. A source that sends a
+def local_code(value: str) -> str:
+    """A code from the source system as the engine keeps it and flags show it: the code
+    as given, or ``free text`` when it does not look like one. A source that sends a
     sentence instead of a code may have put a name in it, and flags and state carry
-    pseudonymous references only."""
-    return reason if _REASON_CODE.fullmatch(reason) else FREE_TEXT_REASON
+    pseudonymous references only. A cancellation reason other than ``C1``..``C5``,
+    kept either way, is itself a finding."""
+    code = value.strip()
+    return code if _LOCAL_CODE.fullmatch(code) else FREE_TEXT_REASON
 
 
 def absorb(state: CaseState, event: IncidentEvent) -> None:
@@ -69,7 +74,11 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
         )
     elif isinstance(event, IncidentClosed):
         closure = Closure(
-            event.event_id, at, event.closure_type, event.closing_code, has_text(event.rationale)
+            event.event_id,
+            at,
+            event.closure_type,
+            local_code(event.closing_code),
+            has_text(event.rationale),
         )
         bisect.insort(state.closures, closure, key=_closure_key)
     elif isinstance(event, CrimeRecorded):
@@ -99,7 +108,7 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             event.event_id,
             at,
             event.crime_id,
-            reason_code(event.reason),
+            local_code(event.reason),
             has_text(event.avi),
             event.authoriser_role,
             event.victim_informed,

@@ -335,9 +335,7 @@ def build_app(
     settings: Settings, book: RuleBook, metrics: Metrics | None = None
 ) -> tuple[faust.App, Shell]:
     """A faust app wired to the engines; the caller runs it with a worker."""
-    options = settings.faust_settings()
-    options.setdefault("web_enabled", False)
-    app = low_latency_app(settings.fetch_wait_ms(), **options)
+    app = low_latency_app(settings.fetch_wait_ms(), **settings.faust_settings())
     raw: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,

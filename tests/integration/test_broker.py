@@ -331,3 +331,30 @@ def test_run_foreground_prints_bootstrap_and_stops_on_signal(
         os.kill(int(details.group(1)), 0)
     assert refuses_connections(host, port)
     shutil.rmtree(Path(details.group(2)).parent, ignore_errors=True)
+
+
+def test_simulate_creates_its_topic_as_the_worker_would(
+    broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published before any worker ran, the topic must not get the broker's default
+    partition count: the worker would then refuse to start on it."""
+    from typer.testing import CliRunner
+
+    from cdi_stream.cli import app
+
+    monkeypatch.setenv("CDI_PARTITIONS", "3")
+    monkeypatch.setenv("CDI_MAX_EVENT_AHEAD_SECONDS", "0")
+    topic = unique("simulated")
+    args = ["simulate", "--incidents", "2", "--publish", "--bootstrap", broker, "--topic", topic]
+    runner = CliRunner()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr  # event time may run ahead: the worker allows it
+    assert partition_count(broker, topic) == 3
+
+    monkeypatch.setenv("CDI_PARTITIONS", "8")
+    monkeypatch.delenv("CDI_MAX_EVENT_AHEAD_SECONDS")
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 3
+    assert "CDI_MAX_EVENT_AHEAD_SECONDS=0" in refused.stderr
+    assert f"topic {topic!r} has 3 partitions, expected 8" in refused.stderr

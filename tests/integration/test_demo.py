@@ -1,4 +1,4 @@
-"""The one-command demo: it shows flags within seconds and Ctrl-C stops everything."""
+"""The one-command demo: it shows flags within seconds, and stopping it stops everything."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.integration.workers import interruptible, read_all, wait_for
 
@@ -40,7 +42,11 @@ def _data_dir(pid: int) -> Path | None:
     return None
 
 
-def test_demo_shows_breaches_within_seconds_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_demo_shows_breaches_within_seconds_and_stops_cleanly(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Ctrl-C, or SIGTERM (a terminal closing sends SIGHUP, handled the same way)."""
     log = (tmp_path / "demo.log").open("wb")
     demo = subprocess.Popen(
         [
@@ -83,7 +89,7 @@ def test_demo_shows_breaches_within_seconds_and_stops_cleanly(tmp_path: Path) ->
         assert len(data_dirs) == 1, data_dirs
         data_dir = data_dirs.pop()
         assert data_dir.is_dir() and not data_dir.is_relative_to(tmp_path)
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(stop)
         assert demo.wait(45) == 0
         time.sleep(1)
         assert _processes_using(bootstrap) == []
