@@ -178,10 +178,11 @@ class Engine:
             if not record.suppressed:
                 out.append(withdraw(record, now, self._emitted_at(now)))
         elif not record.upheld and not record.suppressed:
+            # Published whatever the flag's status, so that its latest revision carries
+            # the decision whichever arrived first, the decision or what closed it.
             record.upheld = True
-            if record.status == "open":  # a closed flag shows it when it next changes
-                record.revision += 1
-                out.append(message_for(record, self._emitted_at(now)))
+            record.revision += 1
+            out.append(message_for(record, self._emitted_at(now)))
         self.store.put(case)
         return out
 

@@ -120,7 +120,9 @@ def reconcile(
             continue
         assert rec is not None
         if rec.status == "open":
-            new_status = "resolved" if key in resolved_keys or rec.upheld else "withdrawn"
+            # An upheld flag ends as any other: resolved when its rule says the record
+            # was put right, withdrawn when it is no longer needed or another takes over.
+            new_status = "resolved" if key in resolved_keys else "withdrawn"
         elif rec.status == "resolved" and raise_status.get(rec.rule_id) == "resolved":
             new_status = "withdrawn"
         else:

@@ -248,6 +248,15 @@ def _subject(
     if principal == "unknown":
         principal = None
     due_at = row.due_at
+    first_recorded_at = row.first_covered
+    discharged = bool(fact["discharged"])
+    closure = view.closure_at(at.now) if row.rape and discharged else None
+    if closure is not None and closure.closure_type == "n100":
+        # An N100 closure with a rationale stands in for a rape crime as an N100
+        # record does: counted as recorded, from the closure, not left out as discharged.
+        covered, discharged = True, False
+        if first_recorded_at is None or closure.at < first_recorded_at:
+            first_recorded_at = closure.at
     validly_cancelled = (
         not covered
         and bool(crimes)
@@ -266,12 +275,15 @@ def _subject(
         rape=row.rape,
         covered=covered,
         correctly_classified=not gaps.get(row.subject, False),
-        complete=not bool(fact.get("conduct_gap_now", False)),
-        discharged=bool(fact["discharged"]),
+        # A crime owed in addition is missing only once it is due, as any other.
+        complete=not (
+            fact.get("conduct_gap_now", False) and due_at is not None and at.passed(due_at)
+        ),
+        discharged=discharged,
         validly_cancelled=validly_cancelled,
         pending=not covered and due_at is not None and not at.passed(due_at),
         late=bool(fact["late"]),
-        first_recorded_at=row.first_covered,
+        first_recorded_at=first_recorded_at,
         principal_code=principal,
         categories=_categories(view.offences, principal, row.rape, qualifiers),
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,12 +140,15 @@ def collect(
             period_start.timestamp() if period_start else None,
             period_end.timestamp() if period_end else None,
         ),
+        as_of.timestamp() if as_of else None,
         on_error,
     )
     start = period_start or _utc(counts.first_report)
     # Half-open: one second past the last report keeps it inside by default.
     end = period_end or _utc(None if counts.last_report is None else counts.last_report + 1)
-    evaluated_at = max(engine.now or 0.0, counts.last_event, as_of.timestamp() if as_of else 0.0)
+    # The events say how far the record goes, not the decisions: a decision made after
+    # the extract must not make crimes not yet due look unrecorded.
+    evaluated_at = max(counts.last_event, as_of.timestamp() if as_of else 0.0)
     replayed.extend(engine.advance_to(evaluated_at, inclusive=True))
     fold, flag_lines = replayed, None
     if flags_path is not None:
@@ -186,6 +190,7 @@ def _replay(
     fold: FlagFold,
     decisions: list[DdmDecision] | None,
     period: tuple[float | None, float | None],
+    as_of: float | None,
     on_error: Callable[[LineError], None] | None,
 ) -> ReplayCounts:
     counts = ReplayCounts()
@@ -217,16 +222,20 @@ def _replay(
             changes = apply_event(engine, number, event, counts, on_error)
             if changes is not None:
                 fold.extend(changes)
+    horizon = max(counts.last_event, as_of or 0.0)
     while next_decision is not None:
-        _decide(engine, fold, next_decision)
+        _decide(engine, fold, next_decision, horizon)
         next_decision = next(pending, None)
     return counts
 
 
-def _decide(engine: Engine, fold: FlagFold, decision: DdmDecision) -> None:
-    """Apply a decision at its own time, as a worker would; one for a flag this replay
-    never raised changes nothing here and is counted as unmatched in the figures."""
-    fold.extend(engine.advance_to(decision.decided_at.timestamp(), inclusive=False))
+def _decide(
+    engine: Engine, fold: FlagFold, decision: DdmDecision, horizon: float = math.inf
+) -> None:
+    """Apply a decision at its own time, as a worker would, but never past ``horizon``
+    (the end of the record); one for a flag this replay never raised changes nothing
+    here and is counted as unmatched in the figures."""
+    fold.extend(engine.advance_to(min(decision.decided_at.timestamp(), horizon), inclusive=False))
     with contextlib.suppress(UnknownFlag):
         fold.extend(engine.decide(decision))
 

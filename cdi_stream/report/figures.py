@@ -374,7 +374,8 @@ def decisions_figure(
         "rule = upheld / (upheld + rejected), with a Wilson 95% interval. Time to decision "
         "= decision time - the time the flag was first published (its earliest revision's "
         "emitted_at; in a replay, the event time at which it was raised). Decisions on "
-        "flags not found among the period's flags are counted as unmatched. "
+        "flags not found among the period's flags, or dated before the flag was first "
+        "published, are counted as unmatched. "
     )
     raised: Counter[tuple[str, str]] = Counter((f.rule_id, f.finding) for f in flags.values())
     if latest is None:
@@ -393,7 +394,8 @@ def decisions_figure(
     unmatched = 0
     for flag_id, decision in latest.items():
         flag = flags.get(flag_id)
-        if flag is None:
+        # A decision dated before its flag was published cannot be a verdict on it.
+        if flag is None or decision.decided_at.timestamp() < flag.first_seen:
             unmatched += 1
             continue
         key = (flag.rule_id, flag.finding)
@@ -420,7 +422,7 @@ def decisions_figure(
         method=method,
         editions=editions_of(editions, fallback_editions),
         supplied=True,
-        decisions=len(latest),
+        decisions=len(latest) - unmatched,
         unmatched=unmatched,
         rows=rows,
     )

@@ -231,7 +231,10 @@ def test_upheld_flag_resolves_when_the_record_is_put_right(book: RuleBook) -> No
     assert more.one("late_recording").status == "resolved"
 
 
-def test_an_upheld_decision_on_a_closed_flag_publishes_nothing(book: RuleBook) -> None:
+def test_an_upheld_decision_on_a_closed_flag_publishes_it_with_the_status_kept(
+    book: RuleBook,
+) -> None:
+    """Its latest revision carries the decision, as when the decision comes first."""
     engine = Engine(book)
     out = run(book, Incident().reported(0).crime(14).events, until=30, engine=engine)
     warning = out.one("deadline_warning")
@@ -247,7 +250,10 @@ def test_an_upheld_decision_on_a_closed_flag_publishes_nothing(book: RuleBook) -
             "ddm_ref": "DDM-7",
         }
     )
-    assert engine.decide(decision) == []
+    (revision,) = engine.decide(decision)
+    assert (revision.status, revision.ddm_decision) == ("resolved", "upheld")
+    assert revision.revision == warning.revision + 1
+    assert engine.decide(decision) == []  # the same decision again
 
 
 def test_decision_for_unknown_flag_is_an_error(book: RuleBook) -> None:

@@ -7,9 +7,13 @@ test checks that one too, so the fix is known not to have moved it.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
+from cdi_stream.contract import DdmDecision, FlagChange, parse_incident_event
+from cdi_stream.engine import Engine
 from cdi_stream.rules.book import RuleBook
-from tests.engine.scenario import T0, Incident, run
+from tests.engine.scenario import T0, Incident, Outcome, run
 
 CONDUCT_EDITION = dt.datetime(2021, 6, 1, 9, 0, tzinfo=dt.UTC)  # edition 2020-04
 
@@ -322,3 +326,92 @@ def test_a_wrong_class_from_a_downgrade_dates_from_the_downgrade(book: RuleBook)
     flag = run(book, inc.events, until=12).one("wrong_classification")
     assert flag.expected == {"offence_code": "8N"}
     assert flag.event_time == T0 + dt.timedelta(hours=10)
+
+
+# -- DDM decisions: an upheld flag ends as any other, and shows its decision --------------
+
+
+def _decision(flag_id: str, hours: float, decision: str = "upheld") -> DdmDecision:
+    return DdmDecision(
+        decision_id=f"DEC-{decision}-{hours}",
+        flag_id=flag_id,
+        incident_id="INC-1",
+        decision=decision,
+        reason="checked",
+        decided_at=T0 + dt.timedelta(hours=hours),
+        ddm_ref="DDM-1",
+    )
+
+
+def _drive(book: RuleBook, steps: list[Any], until: float) -> Outcome:
+    """Events (dicts), ("advance", hours) or ("upheld", finding, hours), in order."""
+    engine = Engine(book)
+    changes: list[FlagChange] = []
+    for step in steps:
+        if isinstance(step, dict):
+            changes += engine.apply(parse_incident_event(json.dumps(step)))
+        elif step[0] == "advance":
+            changes += engine.advance_to((T0 + dt.timedelta(hours=step[1])).timestamp())
+        else:
+            _, finding, hours = step
+            flag_id = next(c.flag_id for c in changes if c.finding == finding)
+            changes += engine.advance_to(
+                (T0 + dt.timedelta(hours=hours)).timestamp(), inclusive=False
+            )
+            changes += engine.decide(_decision(flag_id, hours))
+    changes += engine.advance_to((T0 + dt.timedelta(hours=until)).timestamp())
+    return Outcome(changes)
+
+
+def test_an_upheld_warning_replaced_by_a_not_recorded_finding_is_withdrawn(
+    book: RuleBook,
+) -> None:
+    """Nothing was recorded, so the warning was not put right: another finding took its
+    place, which withdraws it."""
+    inc = Incident().reported(0)
+    out = _drive(book, [*inc.events, ("advance", 13), ("upheld", "deadline_warning", 14)], 30)
+    assert out.one("crime_not_recorded").status == "open"
+    warning = out.one("deadline_warning")
+    assert (warning.status, warning.ddm_decision) == ("withdrawn", "upheld")
+
+
+def test_an_upheld_flag_no_longer_needed_ends_the_same_whatever_arrived_first(
+    book: RuleBook,
+) -> None:
+    inc = Incident().reported(0)
+    inc.updated(
+        40,
+        disclosures=[
+            {
+                "disclosure_id": "D1",
+                "offence_code": "8N",
+                "victim_ref": "V1",
+                "contrary_evidence": True,
+            }
+        ],
+    )
+    report, update = inc.events
+    first = _drive(
+        book, [report, ("advance", 25), ("upheld", "crime_not_recorded", 30), update], 50
+    )
+    later = _drive(
+        book, [report, ("advance", 25), update, ("upheld", "crime_not_recorded", 41)], 50
+    )
+    ends = {
+        (o.one("crime_not_recorded").status, o.one("crime_not_recorded").ddm_decision)
+        for o in (first, later)
+    }
+    assert ends == {("withdrawn", "upheld")}
+
+
+def test_an_upheld_flag_shows_the_decision_whether_resolved_before_or_after_it(
+    book: RuleBook,
+) -> None:
+    report, crime = Incident().reported(0).crime(30, "8N", "V1").events
+    before = _drive(
+        book, [report, ("advance", 25), ("upheld", "crime_not_recorded", 29), crime], 40
+    )
+    after = _drive(book, [report, ("advance", 25), crime, ("upheld", "crime_not_recorded", 31)], 40)
+    for out in (before, after):
+        flag = out.one("crime_not_recorded")
+        assert (flag.status, flag.ddm_decision) == ("resolved", "upheld")

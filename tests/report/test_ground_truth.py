@@ -305,7 +305,7 @@ def test_decisions_are_applied_and_counted_per_rule(
     assert (row.upheld, row.rejected) == (20, 10)
     assert row.precision.value == pytest.approx(2 / 3)
     assert row.median_hours_to_decision == pytest.approx(2.0)
-    assert (report.decisions.decisions, report.decisions.unmatched) == (31, 1)
+    assert (report.decisions.decisions, report.decisions.unmatched) == (30, 1)
     assert report.inputs.decision_lines_rejected == 1
 
 

@@ -1,0 +1,134 @@
+"""One test per defect found in the compliance report's figures, each failed before
+its fix; crafted event files with figures worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from cdi_stream.contract import DdmDecision
+from cdi_stream.engine.flags import flag_id
+from cdi_stream.report.build import report_from
+from cdi_stream.report.collect import Collected, collect
+from cdi_stream.report.model import Report
+from cdi_stream.rules.book import RuleBook
+from tests.engine.scenario import T0, Incident
+
+
+def at(hours: float) -> dt.datetime:
+    return T0 + dt.timedelta(hours=hours)
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _decision(flag: str, incident_id: str, decision: str, when: dt.datetime) -> dict[str, Any]:
+    made = DdmDecision(
+        decision_id=f"DEC-{flag}-{decision}",
+        flag_id=flag,
+        incident_id=incident_id,
+        decision=decision,
+        reason="checked",
+        decided_at=when,
+        ddm_ref="DDM-1",
+    )
+    return dict(json.loads(made.model_dump_json()))
+
+
+def _report(
+    tmp_path: Path,
+    book: RuleBook,
+    events: list[dict[str, Any]],
+    decisions: list[dict[str, Any]] | None = None,
+    **period: dt.datetime,
+) -> tuple[Collected, Report]:
+    path = _write(tmp_path / "events.jsonl", events)
+    given = _write(tmp_path / "decisions.jsonl", decisions) if decisions is not None else None
+    gathered = collect(path, book=book, decisions_path=given, **period)
+    sources = (str(path), None, str(given) if given else None)
+    return gathered, report_from(gathered, book=book, yearly_volume=None, sources=sources)
+
+
+def test_a_decision_after_the_last_event_does_not_move_the_evaluation_time(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """The crime is not yet due at the last event (1 h): pending, not unrecorded, even
+    when a decision made two days later is given."""
+    events = Incident().reported(0).updated(1, qualifiers=["alcohol"]).events
+    late = [_decision("flag-000000000000000000000000", "INC-OTHER", "upheld", at(48))]
+    for decisions in (None, late):
+        gathered, report = _report(tmp_path, book, events, decisions)
+        assert gathered.evaluated_at == at(1).timestamp()
+        assert (report.recording_rate.overall.denominator, report.recording_rate.pending) == (
+            0,
+            1,
+        )
+        assert not any(f.finding == "crime_not_recorded" for f in gathered.flags.values())
+
+
+def test_a_rape_report_closed_as_n100_counts_as_an_n100_record_does(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """An N100 with a rationale stands in for a rape crime, whether recorded as an N100
+    or given as the closure: in both the numerator and the denominator, from its time."""
+    last = Incident("INC-Z").reported(48, disclosures=[("8N", "V9")]).crime(48.5, "8N", "V9")
+    record = Incident("INC-A").reported(0, disclosures=[("19C", "V1")]).n100(2)
+    closure = Incident("INC-A").reported(0, disclosures=[("19C", "V1")])
+    closure.closed(2, "n100", rationale="credible evidence it did not occur")
+    for inc in (record, closure):
+        _, report = _report(tmp_path, book, inc.events + last.events)
+        rape = next(c.rate for c in report.recording_rate.by_category if c.category == "rape")
+        assert (rape.numerator, rape.denominator) == (1, 1)
+        within = report.timeliness.overall.within_24h
+        assert (within.numerator, within.denominator) == (2, 2)  # both within 24 hours
+
+
+def test_a_decision_made_before_its_flag_existed_is_not_a_verdict(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    events = Incident().reported(0).events  # not recorded: flagged at 24 h
+    events += (
+        Incident("INC-Z").reported(60, disclosures=[("8N", "V9")]).crime(61, "8N", "V9").events
+    )
+    flag = flag_id("INC-1", "NCRS-NOT-RECORDED", "victim:V1")
+    gathered, report = _report(
+        tmp_path, book, events, [_decision(flag, "INC-1", "rejected", at(10))]
+    )
+    assert gathered.flags[flag].status == "open"  # the replay could not apply it
+    row = next(r for r in report.decisions.rows if r.finding == "crime_not_recorded")
+    assert (row.rejected, row.median_hours_to_decision) == (0, None)
+    assert (report.decisions.decisions, report.decisions.unmatched) == (0, 1)
+
+
+def test_a_crime_owed_in_addition_is_not_missing_before_it_is_due(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """Conduct edition: the assault is recorded, the stalking not yet, and the file ends
+    14 h before the deadline."""
+    start = dt.datetime(2019, 6, 3, 8, tzinfo=dt.UTC)
+    inc = Incident(start=start).reported(0, disclosures=[("8Q", "V1"), ("8N", "V1")])
+    inc.crime(2, "8N", "V1", "C1").updated(10, qualifiers=["alcohol"])
+    _, report = _report(tmp_path, book, inc.events)
+    rate = report.recording_rate
+    assert rate.incomplete == 0
+    assert (rate.overall.numerator, rate.overall.denominator) == (1, 1)
+
+
+def test_flags_decided_counts_only_the_flags_of_the_period(tmp_path: Path, book: RuleBook) -> None:
+    before = Incident("INC-0").reported(0)  # reported before the period
+    inside = Incident("INC-1", start=T0 + dt.timedelta(days=2)).reported(0)
+    inside.crime(1, "8N", "V1").updated(60, qualifiers=["alcohol"])
+    outside_flag = flag_id("INC-0", "NCRS-NOT-RECORDED", "victim:V1")
+    _, report = _report(
+        tmp_path,
+        book,
+        before.events + inside.events,
+        [_decision(outside_flag, "INC-0", "upheld", at(30))],
+        period_start=at(24),
+        period_end=at(72),
+    )
+    assert (report.decisions.decisions, report.decisions.unmatched) == (0, 1)
