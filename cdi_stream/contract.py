@@ -32,6 +32,7 @@ Choices that are not obvious from the contract:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Self
@@ -97,6 +98,19 @@ def format_timestamp(value: datetime) -> str:
     return utc.isoformat() + "Z"
 
 
+@functools.lru_cache(maxsize=8192)
+def _format_utc_timestamp(value: datetime) -> str:
+    return format_timestamp(value)
+
+
+def _format_output_timestamp(value: datetime) -> str:
+    """`format_timestamp`, remembered for UTC values: the engine writes the same few
+    instants (the evaluation time, a subject's deadline) into many messages."""
+    if value.tzinfo is UTC:
+        return _format_utc_timestamp(value)
+    return format_timestamp(value)
+
+
 EARLIEST_TIMESTAMP: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP: Final = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
@@ -135,7 +149,7 @@ Timestamp = Annotated[
 OutputTimestamp = Annotated[
     AwareDatetime,
     WrapValidator(_utc),
-    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    PlainSerializer(_format_output_timestamp, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 

@@ -127,7 +127,7 @@ def parsed_events(
             on_progress(len(raw))
         if number == 1 and raw.startswith(UTF8_BOM):
             raw = raw[len(UTF8_BOM) :]  # written by some Windows editors; not part of the JSON
-        if not raw.strip():
+        if raw[:1] != b"{" and not raw.strip():  # an object needs no stripping to see
             continue
         try:
             event = parse_incident_event(raw, max_bytes=max_line_bytes)

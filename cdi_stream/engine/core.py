@@ -14,6 +14,7 @@ events at t (on the next advance past t, or an inclusive advance to t).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +42,15 @@ from cdi_stream.engine.store import CaseStore, MemoryStore
 from cdi_stream.engine.timeline import CaseView
 from cdi_stream.offences import OffenceTable, load_offences
 from cdi_stream.rules.book import RuleBook
+
+INF = float("inf")
+# A tuple, not ``A | B``: the union would be built anew on every event.
+_WITH_PARTIES = (IncidentReported, IncidentUpdated)
+
+
+@functools.lru_cache(maxsize=64)
+def _event_stat(event_type: str) -> str:
+    return f"events.{event_type}"
 
 
 class EngineError(Exception):
@@ -107,7 +117,7 @@ class Engine:
                 f"incident has {len(case.seen)} events, the limit is "
                 f"{self.config.max_events_per_incident}"
             )
-        if case is not None and isinstance(event, IncidentReported | IncidentUpdated):
+        if case is not None and isinstance(event, _WITH_PARTIES):
             added = len(event.disclosures) + len(
                 event.victims if isinstance(event, IncidentReported) else event.victims_added
             )
@@ -121,7 +131,7 @@ class Engine:
         out = self.advance_to(t, inclusive=False) if self.now is None or t > self.now else []
         case = self.store.get(event.incident_id) or CaseState(event.incident_id)
         self.stats["events"] += 1
-        self.stats[f"events.{event.event_type}"] += 1
+        self.stats[_event_stat(event.event_type)] += 1
         self._count_unknown_codes(event)
         absorb(case, event)
         assert self.now is not None
@@ -239,16 +249,19 @@ class Engine:
             if not rules:
                 continue
             found = edition.match(row.fact)
+            raised = found.raised
             if row.optional:
+                # An edition answers equal facts with the same Match object, so the
+                # identity test settles most comparisons.
                 for t, later in row.optional:
-                    if found.raised or edition.match(later) != found:
+                    if raised or ((m := edition.match(later)) is not found and m != found):
                         wakeups.append(t)
-            if not found.raised and not found.resolved:
+            if not raised and not found.resolved:
                 continue
-            details = row.details() if found.raised else None
+            details = row.details() if raised else None
             for rule in rules:
-                key = f"{rule.id}|{row.subject}"
-                if details is not None and rule.id in found.raised:
+                if details is not None and rule.id in raised:
+                    key = rule.id + "|" + row.subject
                     event_time = details.context.get(rule.event_time, at.now)
                     past_due = row.due_at is not None and float(event_time) >= row.due_at
                     level = priority(
@@ -262,7 +275,12 @@ class Engine:
                     )
                     desired[key] = Desired(rule, row, details, level)
                 elif rule.id in found.resolved:
-                    resolved.add(key)
+                    resolved.add(rule.id + "|" + row.subject)
+        if not desired and not case.flags:  # nothing wanted, nothing to take back
+            if "flag_changes" not in self.stats:  # as adding no changes would leave it
+                self.stats["flag_changes"] = 0
+            self._schedule(case, wakeups)
+            return []
         changes = reconcile(
             case,
             edition.id,
@@ -314,9 +332,9 @@ class Engine:
                     self.observer.breached()
 
     def _schedule(self, case: CaseState, wakeups: list[float]) -> None:
-        wake: float | None = min([*wakeups, self._drop_time(case)])
-        if wake == float("inf"):
-            wake = None
+        drop = self._drop_time(case)
+        earliest = min(min(wakeups), drop) if wakeups else drop
+        wake = None if earliest == INF else earliest
         case.wakeup = wake
         self.deadlines.schedule(case.incident_id, wake)
 
@@ -333,14 +351,16 @@ class Engine:
         return self._wall() if self._wall is not None else now
 
     def _count_unknown_codes(self, event: IncidentEvent) -> None:
-        codes: list[str] = []
-        if isinstance(event, IncidentReported | IncidentUpdated):
-            codes = [d.offence_code for d in event.disclosures]
+        offences = self.offences
+        unknown = 0
+        if isinstance(event, _WITH_PARTIES):
+            for d in event.disclosures:
+                if d.offence_code not in offences:
+                    unknown += 1
         elif isinstance(event, CrimeRecorded):
-            codes = [event.offence_code]
+            unknown = event.offence_code not in offences
         elif isinstance(event, CrimeReclassified):
-            codes = [event.from_code, event.to_code]
-        unknown = sum(1 for c in codes if c not in self.offences)
+            unknown = (event.from_code not in offences) + (event.to_code not in offences)
         if unknown:
             self.stats["unknown_offence_codes"] += unknown
 

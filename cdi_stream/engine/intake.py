@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from cdi_stream.contract import (
     CrimeCancelled,
@@ -31,6 +32,8 @@ from cdi_stream.engine.state import (
     Reclassification,
     Report,
 )
+
+T = TypeVar("T")
 
 
 def has_text(value: str | None) -> bool:
@@ -80,7 +83,7 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             local_code(event.closing_code),
             has_text(event.rationale),
         )
-        bisect.insort(state.closures, closure, key=_closure_key)
+        _insort(state.closures, closure, _closure_key)
     elif isinstance(event, CrimeRecorded):
         existing = state.crimes.get(event.crime_id)
         if existing is None or (at, event.event_id) < (existing.at, existing.event_id):
@@ -102,7 +105,7 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             has_text(event.rationale),
             event.by_role,
         )
-        bisect.insort(state.reclassifications, reclassification, key=_reclassification_key)
+        _insort(state.reclassifications, reclassification, _reclassification_key)
     elif isinstance(event, CrimeCancelled):
         cancellation = Cancellation(
             event.event_id,
@@ -113,10 +116,10 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             event.authoriser_role,
             event.victim_informed,
         )
-        bisect.insort(state.cancellations, cancellation, key=_cancellation_key)
+        _insort(state.cancellations, cancellation, _cancellation_key)
     elif isinstance(event, N100Recorded):
         n100 = N100(event.event_id, at, event.n100_id, has_text(event.rationale))
-        bisect.insort(state.n100s, n100, key=_n100_key)
+        _insort(state.n100s, n100, _n100_key)
 
 
 def _add_details(
@@ -146,7 +149,16 @@ def _add_details(
             explicit=bool(getattr(d, "disclosed_at_given", True)),
             contrary=d.contrary_evidence,
         )
-        bisect.insort(state.disclosures, version, key=_disclosure_key)
+        _insort(state.disclosures, version, _disclosure_key)
+
+
+def _insort(items: list[T], item: T, key: Callable[[T], Any]) -> None:
+    """``bisect.insort(items, item, key=key)``, with the usual case (the item belongs at
+    the end) settled by one comparison."""
+    if not items or key(items[-1]) <= key(item):
+        items.append(item)
+    else:
+        bisect.insort(items, item, key=key)
 
 
 # Each list of a case is kept in event-time order. Events mostly arrive in order, so

@@ -72,6 +72,7 @@ class Edition:
             self.by_scope[rule.scope] = (*self.by_scope.get(rule.scope, ()), rule)
         self._evaluator: RuleEvaluator | None = None
         self._memo: dict[tuple[Any, ...], Match] = {}
+        self._answers: dict[tuple[frozenset[str], frozenset[str]], Match] = {}
         self.evaluations = 0
 
     def compile(self, conditions: Mapping[str, Mapping[str, Any]]) -> None:
@@ -91,7 +92,9 @@ class Edition:
         resolved = frozenset(
             n[: -len(RESOLVED_SUFFIX)] for n in names if n.endswith(RESOLVED_SUFFIX)
         )
-        found = Match(raised, resolved)
+        # One object per answer, so that equal answers are also identical: the engine
+        # compares answers with ``is``.
+        found = self._answers.setdefault((raised, resolved), Match(raised, resolved))
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()
         self._memo[key] = found
