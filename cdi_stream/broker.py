@@ -547,7 +547,7 @@ def run_foreground(port: int | None = None) -> int:
             broker.start()
         except BrokerError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-            return 1
+            return 3  # as every other broker error of the command line
         print(f"bootstrap: {broker.bootstrap}", flush=True)
         print(
             f"broker pid {broker.pid}, log {broker.log_path}; storage is in memory and "

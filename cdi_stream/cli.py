@@ -483,7 +483,8 @@ def simulate(
             count = _publish(events(), bootstrap, topic, rate, speed)
         else:
             count = sum(1 for _ in events())
-    where = f"{topic} on {bootstrap or 'the configured broker'}" if sending else str(out)
+    servers = bootstrap or ",".join(_settings().bootstrap_servers)
+    where = f"{topic} on {servers}" if sending else str(out)
     err.print(
         f"{count} events from {incidents} incidents (seed {seed}) -> {where}", highlight=False
     )
@@ -770,6 +771,8 @@ def schemas_check(
     """Exit 1 if the schemas on disk differ from the models."""
     from cdi_stream.schemas import check_schemas
 
+    if not directory.is_dir():
+        _fail(f"no schemas directory {directory}; give --dir, or run from the checkout")
     stale = check_schemas(directory)
     for name in stale:
         err.print(f"[red]out of date[/red] {directory / name}")

@@ -443,3 +443,18 @@ def test_report_on_a_file_with_no_valid_events_says_so(tmp_path: Path) -> None:
     assert "no events to report on" in result.stderr
     assert "1 of 1 lines rejected" in result.stderr
     assert not out.exists()
+
+
+def test_schemas_check_names_a_missing_directory(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schemas", "check", "--dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "no schemas directory" in result.stderr
+    assert "out of date" not in result.stderr
+
+
+def test_the_entry_module_runs_the_command_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cdi_stream.entry", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert "replay" in done.stdout

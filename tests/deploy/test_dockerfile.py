@@ -187,3 +187,36 @@ def test_health_check_fetches_the_metrics_endpoint() -> None:
     assert argv[:2] == ["python", "-c"]
     compile(argv[2], "<healthcheck>", "exec")
     assert "/metrics" in argv[2] and "CDI_METRICS_PORT" in argv[2]
+
+
+def test_health_check_passes_with_metrics_served_or_turned_off_and_fails_otherwise() -> None:
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    (check,) = stages()[-1].all("HEALTHCHECK")
+    program = json.loads(check.partition(" CMD ")[2])[2]
+
+    def status(port: int) -> int:
+        env = {"PATH": "/usr/bin:/bin", "CDI_METRICS_PORT": str(port)}
+        return subprocess.run([sys.executable, "-c", program], env=env, timeout=30).returncode
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    server.RequestHandlerClass = type(
+        "Metrics",
+        (http.server.BaseHTTPRequestHandler,),
+        {
+            "do_GET": lambda self: (self.send_response(200), self.end_headers()),
+            "log_message": lambda self, *_: None,
+        },
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        served = server.server_address[1]
+        assert status(served) == 0
+        assert status(0) == 0  # the endpoint turned off: nothing to probe
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status(served) != 0  # nothing answers any more

@@ -277,6 +277,17 @@ def test_start_refuses_a_port_in_use() -> None:
             local.cleanup()
 
 
+def test_the_broker_command_exits_3_on_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """As every broker error of the command line: 3, not 1."""
+    from cdi_stream.broker import run_foreground
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        assert run_foreground(holder.getsockname()[1]) == 3
+    assert "already in use" in capsys.readouterr().err
+
+
 # -------------------------------------------------------------------- run_foreground
 
 
