@@ -116,6 +116,17 @@ class ReviewQueue:
         # Revisions of pruned flags: without them a republished older revision of a
         # closed flag would bring it back to the queue as open.
         self._pruned: dict[str, int] = {}
+        # The latest event time any flag speaks of. Live, it trails the wall clock; in a
+        # demo or a replay with compressed event time it runs ahead, and deadlines are
+        # only meaningful against it.
+        self.stream_time: datetime | None = None
+
+    def now(self, wall: datetime) -> datetime:
+        """The moment deadlines are shown against: the wall clock, or the stream's own
+        time where that has run ahead of it."""
+        if self.stream_time is None or self.stream_time <= wall:
+            return wall
+        return self.stream_time
 
     def __len__(self) -> int:
         return len(self._flags)
@@ -132,6 +143,8 @@ class ReviewQueue:
 
         An equal revision is a republication of the same change, so it is ignored too.
         """
+        if self.stream_time is None or change.event_time > self.stream_time:
+            self.stream_time = change.event_time
         current = self._flags.get(change.flag_id)
         known = current.revision if current is not None else self._pruned.get(change.flag_id, 0)
         if change.revision <= known:
@@ -588,7 +601,7 @@ def watch_queue(
                     caption = f"{skipped} unreadable messages skipped" if skipped else None
                     table = render_queue(
                         queue,
-                        now=datetime.now(UTC),
+                        now=queue.now(datetime.now(UTC)),
                         limit=len(queue),
                         caption=caption,
                         width=console.width,
@@ -624,7 +637,9 @@ def _follow(
         return "; ".join(parts)
 
     def table(caught_up: bool) -> Table:
-        return _fitting_table(queue, console, now=datetime.now(UTC), caption=caption(caught_up))
+        return _fitting_table(
+            queue, console, now=queue.now(datetime.now(UTC)), caption=caption(caught_up)
+        )
 
     caught_up = False
     silent_since: float | None = None  # as in _ReviewReader.read_until_idle

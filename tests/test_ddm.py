@@ -229,6 +229,23 @@ def test_format_due(delta: timedelta, text: str) -> None:
     assert format_due(NOW + delta, NOW) == text
 
 
+def test_deadlines_are_shown_against_the_stream_time_when_it_runs_ahead() -> None:
+    """A demo compresses event time: a deadline hours ahead of the wall clock may
+    already be past in the stream, and "due in 20h" would mislead."""
+    ahead = NOW + timedelta(hours=30)
+    queue = queue_of(
+        flag("a", event_time=ahead, due_at=ahead - timedelta(hours=2)),
+        flag("b", event_time=NOW - timedelta(hours=3), due_at=NOW + timedelta(hours=1)),
+    )
+    assert queue.now(NOW) == ahead
+    shown = queue.get("a")
+    assert shown is not None
+    assert format_due(shown.due_at, queue.now(NOW)) == "overdue 2h"
+    live = queue_of(flag("c", event_time=NOW - timedelta(minutes=5)))
+    assert live.now(NOW) == NOW  # live, the stream trails the wall clock
+    assert ReviewQueue().now(NOW) == NOW
+
+
 def test_format_due_without_a_deadline() -> None:
     assert format_due(None, NOW) == "-"
 
