@@ -53,6 +53,14 @@ def _event_stat(event_type: str) -> str:
     return f"events.{event_type}"
 
 
+def _events_in(case: CaseState) -> int:
+    """Events held, not counting DDM decisions, which share the record of ids seen."""
+    return sum(1 for key in case.seen if not key.startswith(DECISION_KEY))
+
+
+DECISION_KEY = "decision:"
+
+
 class EngineError(Exception):
     """Base of the errors the engine reports about its input."""
 
@@ -107,21 +115,19 @@ class Engine:
         before it fire first. A repeated ``event_id`` changes nothing.
         """
         t = event.occurred_at.timestamp()
-        case = self.store.get(event.incident_id)
+        case = self._live_case(event.incident_id, t)
         if case is not None and event.event_id in case.seen:
             self.stats["duplicate_events"] += 1
             return []
-        if case is not None and len(case.seen) >= self.config.max_events_per_incident:
+        limit = self.config.max_events_per_incident
+        if case is not None and len(case.seen) >= limit and (held := _events_in(case)) >= limit:
             self.stats["rejected_events"] += 1
-            raise IncidentLimitExceeded(
-                f"incident has {len(case.seen)} events, the limit is "
-                f"{self.config.max_events_per_incident}"
-            )
-        if case is not None and isinstance(event, _WITH_PARTIES):
+            raise IncidentLimitExceeded(f"incident has {held} events, the limit is {limit}")
+        if isinstance(event, _WITH_PARTIES):
             added = len(event.disclosures) + len(
                 event.victims if isinstance(event, IncidentReported) else event.victims_added
             )
-            held = len(case.disclosures) + len(case.victims)
+            held = len(case.disclosures) + len(case.victims) if case is not None else 0
             if held + added > self.config.max_parties_per_incident:
                 self.stats["rejected_events"] += 1
                 raise IncidentLimitExceeded(
@@ -176,7 +182,7 @@ class Engine:
         if case is None or record is None:
             self.stats["unknown_flag_decisions"] += 1
             raise UnknownFlag(f"no flag {decision.flag_id} on incident {decision.incident_id}")
-        key = f"decision:{decision.decision_id}"
+        key = DECISION_KEY + decision.decision_id
         if key in case.seen:
             self.stats["duplicate_decisions"] += 1
             return []
@@ -198,8 +204,16 @@ class Engine:
 
     def is_duplicate(self, event: IncidentEvent) -> bool:
         """Whether the event was already applied: a worker reprocessing after a crash."""
-        case = self.store.get(event.incident_id)
+        case = self._live_case(event.incident_id, event.occurred_at.timestamp())
         return case is not None and event.event_id in case.seen
+
+    def _live_case(self, incident_id: str, t: float) -> CaseState | None:
+        """The incident's case, unless it is due to be dropped before ``t``: an event
+        after that starts a new case, whether or not time has been advanced to drop it."""
+        case = self.store.get(incident_id)
+        if case is not None and self._drop_time(case) < t:
+            return None
+        return case
 
     def current_flags(self, incident_id: str) -> list[FlagChange]:
         """The latest revision of every flag of an incident, as last published.
@@ -339,13 +353,16 @@ class Engine:
         self.deadlines.schedule(case.incident_id, wake)
 
     def _drop_time(self, case: CaseState) -> float:
-        """State is kept for the retention period after the latest closure; an incident
-        never reported is forgotten the same period after its last event."""
+        """State is kept for the retention period after the latest closure or the last
+        event, whichever is later (an event after a closure reopens the incident), and
+        never dropped while a deadline is pending; an incident never reported is
+        forgotten the same period after its last event."""
         if case.closures:
-            return case.closures[-1].at + self.config.retention
+            kept = max(case.closures[-1].at, case.last_event_at) + self.config.retention
+            return max(kept, *case.deadlines.values()) if case.deadlines else kept
         if case.report is None:
             return case.last_event_at + self.config.retention
-        return float("inf")
+        return INF
 
     def _emitted_at(self, now: float) -> float:
         return self._wall() if self._wall is not None else now

@@ -162,10 +162,12 @@ def case_facts(
         )
         if row is not None:
             rows.append(row)
-    if view.state.reclassifications:
-        rows.extend(_reclassifications(view))
-    if view.state.cancellations:
-        rows.extend(_cancellations(view))
+    if view.state.reclassifications or view.state.cancellations:
+        subjects = _Subjects(offences, recordable_of, rape_victims)
+        if view.state.reclassifications:
+            rows.extend(_reclassifications(view, subjects))
+        if view.state.cancellations:
+            rows.extend(_cancellations(view, subjects))
     closure = _closure(view, by_victim, state_based)
     if closure is not None:
         rows.append(closure)
@@ -440,18 +442,24 @@ def _breach(
     not covered and not discharged. The first breach counts; a later one replaces it
     only if the subject was covered in between, which put the first one right (a
     crime recorded and then cancelled before ``due``, or a second "no crime" closure).
+    After ``due`` only a subject with no breach yet (discharged or covered at ``due``)
+    can have one: a "no crime" closure while it is not covered. A cover cancelled after
+    ``due`` is not a breach; the cancellation rules judge that.
     """
     kind, breach_at = _NO_BREACH
     now = at.now
-    if view.closures and first <= due and first <= now:
+    later: list[float] = []  # closures after due_at
+    if view.closures and first <= now:
         prev = -INF
         for t in (first, *view.closure_times):  # ascending after ``first``
             if t <= prev:
                 continue
-            if t > due or t > now:
+            if t > now:
                 break
             prev = t
-            if (
+            if t > due:
+                later.append(t)
+            elif (
                 is_immediate_breach(view.closure_at(t))
                 and not cover.at(t)
                 and (breach_at is None or _covered_between(cover, breach_at, t))
@@ -464,6 +472,12 @@ def _breach(
         and (breach_at is None or _covered_between(cover, breach_at, due))
     ):
         kind, breach_at = "due", due
+    if breach_at is None:
+        # Discharged at due_at (or covered then): a later "no crime" closure replacing
+        # the discharging one, while the subject is not covered, is the immediate case.
+        for t in later:
+            if is_immediate_breach(view.closure_at(t)) and not cover.at(t):
+                return "immediate", t
     return kind, breach_at
 
 
@@ -795,7 +809,28 @@ def _no_crime_details(
     return Details(context=context, evidence=evidence, crime_ids=(), priority_codes=codes)
 
 
-def _reclassifications(view: CaseView) -> list[FactRow]:
+@dataclass(slots=True)
+class _Subjects:
+    """What a flag about one crime takes from its victim: the most serious offence
+    disclosed against them and whether they are a rape subject, so that its priority is
+    the victim's, as every other flag's is."""
+
+    offences: OffenceTable
+    recordable_of: dict[str, list[DisclosureVersion]]
+    rape_victims: set[str]
+
+    def codes(self, victim_ref: str | None, *own: str) -> tuple[str, ...]:
+        disclosed = self.recordable_of.get(victim_ref or "")
+        principal = (
+            self.offences.most_serious([d.offence_code for d in disclosed]) if disclosed else None
+        )
+        return tuple(c for c in (*own, principal) if c)
+
+    def rape(self, victim_ref: str | None) -> bool:
+        return victim_ref is not None and victim_ref in self.rape_victims
+
+
+def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     offences = view.offences
     rows: list[FactRow] = []
     reclasses = view.state.reclassifications
@@ -803,11 +838,17 @@ def _reclassifications(view: CaseView) -> list[FactRow]:
         return rows
     for i, r in enumerate(reclasses):
         downgrade = bool(offences.more_serious(r.from_code, r.to_code))
+        # Restored by a later reclassification at least as serious as the code given up
+        # (equal weights are never a finding, so an equal one restores it too).
         restored = any(
             later.crime_id == r.crime_id
             and (
                 later.to_code == r.from_code
-                or bool(offences.more_serious(later.to_code, r.from_code))
+                or (
+                    later.to_code in offences
+                    and r.from_code in offences
+                    and not offences.more_serious(r.from_code, later.to_code)
+                )
             )
             for later in reclasses[i + 1 :]
         )
@@ -828,7 +869,8 @@ def _reclassifications(view: CaseView) -> list[FactRow]:
             "at": r.at,
         }
         evidence = {r.event_id} | ({crime.crime.event_id} if crime else set())
-        found = Details(context, tuple(sorted(evidence)), (r.crime_id,), (r.from_code, r.to_code))
+        codes = subjects.codes(victim_ref, r.from_code, r.to_code)
+        found = Details(context, tuple(sorted(evidence)), (r.crime_id,), codes)
         rows.append(
             FactRow(
                 scope="reclassification",
@@ -836,16 +878,19 @@ def _reclassifications(view: CaseView) -> list[FactRow]:
                 fact=fact,
                 details=_const(found),
                 victim_ref=victim_ref,
+                rape=subjects.rape(victim_ref),
             )
         )
     return rows
 
 
-def _cancellations(view: CaseView) -> list[FactRow]:
+def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     rows: list[FactRow] = []
     for c in view.state.cancellations:
         crime = view.crime_by_id.get(c.crime_id)
-        code = crime.code if crime else ""
+        # The crime as it was when cancelled: a later reclassification does not change
+        # who had the authority to cancel it.
+        code = crime.code_at(c.at) if crime else ""
         family = view.offences.family(code) if code else None
         restricted = family in RESTRICTED_FAMILIES
         informed = (
@@ -883,7 +928,9 @@ def _cancellations(view: CaseView) -> list[FactRow]:
             "at": c.at,
         }
         evidence = {c.event_id} | ({crime.crime.event_id} if crime else set())
-        found = Details(context, tuple(sorted(evidence)), (c.crime_id,), (code,) if code else ())
+        found = Details(
+            context, tuple(sorted(evidence)), (c.crime_id,), subjects.codes(victim_ref, code)
+        )
         rows.append(
             FactRow(
                 scope="cancellation",
@@ -891,6 +938,7 @@ def _cancellations(view: CaseView) -> list[FactRow]:
                 fact=fact,
                 details=_const(found),
                 victim_ref=victim_ref,
+                rape=subjects.rape(victim_ref),
             )
         )
     return rows

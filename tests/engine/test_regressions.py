@@ -10,10 +10,13 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
+
 from cdi_stream.contract import DdmDecision, FlagChange, parse_incident_event
-from cdi_stream.engine import Engine
+from cdi_stream.engine import Engine, EngineConfig
+from cdi_stream.engine.core import IncidentLimitExceeded
 from cdi_stream.rules.book import RuleBook
-from tests.engine.scenario import T0, Incident, Outcome, run
+from tests.engine.scenario import T0, Incident, Outcome, at, run
 
 CONDUCT_EDITION = dt.datetime(2021, 6, 1, 9, 0, tzinfo=dt.UTC)  # edition 2020-04
 
@@ -415,3 +418,138 @@ def test_an_upheld_flag_shows_the_decision_whether_resolved_before_or_after_it(
     for out in (before, after):
         flag = out.one("crime_not_recorded")
         assert (flag.status, flag.ddm_decision) == ("resolved", "upheld")
+
+
+# -- cancellations and downgrades: judged as they were, prioritised by their victim ------
+
+
+def test_a_cancellation_is_judged_by_the_crimes_class_when_it_was_cancelled(
+    book: RuleBook,
+) -> None:
+    violence = (
+        Incident()
+        .reported(0, disclosures=[("105A", "V1")])
+        .crime(2, "105A")
+        .cancelled(30, "C4", role="officer", informed=True)
+        .reclassified(31, "105A", "49", rationale="details")
+    )
+    assert run(book, violence.events, until=48).one("incorrect_cancellation").status == "open"
+    theft = (
+        Incident()
+        .reported(0, disclosures=[("49", "V1")])
+        .crime(2, "49")
+        .cancelled(30, "C4", role="officer", informed=True)
+        .reclassified(31, "49", "8N", rationale="details")
+    )
+    assert run(book, theft.events, until=48).final("incorrect_cancellation") == []
+
+
+def test_cancellation_and_downgrade_flags_take_their_victims_priority(book: RuleBook) -> None:
+    """From the more serious of the victim's most serious disclosed offence and the
+    flag's codes, and P1 for a rape subject, as every other flag."""
+    injury = Incident().reported(0, disclosures=[("8N", "V1")]).crime(2, "105A").cancelled(30, "C6")
+    assert run(book, injury.events, until=48).one("incorrect_cancellation").priority == "P1"
+    rape = (
+        Incident()
+        .reported(0, disclosures=[("105A", "V1")], qualifiers=["rape"])
+        .crime(2, "105A")
+        .cancelled(30, "C6")
+    )
+    assert run(book, rape.events, until=48).one("incorrect_cancellation").priority == "P1"
+    downgrade = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(2, "105B")
+        .reclassified(5, "105B", "105A")
+    )
+    assert run(book, downgrade.events, until=48).one("unexplained_downgrade").priority == "P1"
+
+
+def test_a_downgrade_restored_to_a_code_of_equal_weight_is_resolved(book: RuleBook) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("34A", "V1")])
+        .crime(2, "34A")
+        .reclassified(5, "34A", "8N")
+        .reclassified(6, "8N", "34B", rationale="restored")  # 34A and 34B weigh the same
+    )
+    assert run(book, inc.events, until=48).one("unexplained_downgrade").status == "resolved"
+
+
+# -- warnings and closures around an immediate breach ------------------------------------
+
+
+def test_warnings_are_given_after_an_immediate_breach_was_put_right(book: RuleBook) -> None:
+    out = run(book, _put_right_then_cancelled().events, until=30)
+    assert out.history("deadline_warning") == [(1, "open"), (2, "open"), (3, "withdrawn")]
+    assert out.open() == [("crime_not_recorded", "V1")]
+
+
+def test_a_no_crime_closure_after_due_replacing_a_discharging_one_is_immediate(
+    book: RuleBook,
+) -> None:
+    for first in (("cri", "rationale"), ("transferred", None), ("duplicate", None)):
+        for second in (("non_crime", None), ("cri", None)):
+            inc = Incident().reported(0, disclosures=[("49", "V1")])
+            out = run(book, inc.closed(5, *first).closed(30, *second).events, until=40)
+            assert ("crime_not_recorded", "V1") in out.open(), (first, second)
+            assert out.one("crime_not_recorded").event_time == T0 + dt.timedelta(hours=30)
+    rape = Incident().reported(0, disclosures=[("19C", "V1")])
+    rape.closed(5, "cri", "rationale").closed(30, "non_crime")
+    assert ("rape_not_resolved", "V1") in run(book, rape.events, until=40).open()
+
+
+# -- retention and limits ---------------------------------------------------------------
+
+DAY = 24.0
+
+
+def test_a_disclosure_after_the_closure_is_not_lost_to_retention(book: RuleBook) -> None:
+    """An event after the closure reopens the incident: its retention runs from that
+    event, and a pending deadline is never dropped."""
+    inc = Incident().reported(0).crime(1).closed(2, "crime")
+    inc.updated(
+        29 * DAY + 6,
+        disclosures=[{"disclosure_id": "D2", "offence_code": "8N", "victim_ref": "V2"}],
+    )
+    out = run(book, inc.events, until=31 * DAY)
+    assert ("additional_crime_not_recorded", "V2") in out.open()
+
+
+def test_an_event_after_the_drop_time_starts_a_new_case_whether_or_not_time_was_advanced(
+    book: RuleBook,
+) -> None:
+    config = EngineConfig(retention=48 * 3600, max_events_per_incident=3)
+    old = Incident().reported(0).crime(1).closed(2, "crime").events
+    resent = dict(old[0], occurred_at=at(100), reported_at=at(100))  # the same event id
+    outcomes = []
+    for advanced in (False, True):
+        engine = Engine(book, config=config)
+        run(book, old, engine=engine)
+        if advanced:
+            engine.advance_to((T0 + dt.timedelta(hours=99)).timestamp())  # dropped
+        assert not engine.is_duplicate(parse_incident_event(json.dumps(resent)))
+        changes = engine.apply(parse_incident_event(json.dumps(resent)))
+        changes += engine.advance_to((T0 + dt.timedelta(hours=130)).timestamp())
+        outcomes.append(sorted((c.finding, c.status) for c in changes))
+    assert outcomes[0] == outcomes[1]
+    assert ("crime_not_recorded", "open") in outcomes[0]
+
+
+def test_the_parties_limit_bounds_the_event_that_creates_the_case(book: RuleBook) -> None:
+    engine = Engine(book, config=EngineConfig(max_parties_per_incident=5))
+    report = Incident().reported(0, disclosures=[("8N", f"V{i}") for i in range(20)]).events[0]
+    with pytest.raises(IncidentLimitExceeded, match="would hold 40"):
+        engine.apply(parse_incident_event(json.dumps(report)))
+
+
+def test_ddm_decisions_do_not_use_up_the_event_limit(book: RuleBook) -> None:
+    engine = Engine(book, config=EngineConfig(max_events_per_incident=3))
+    inc = Incident().reported(0).crime(1, "105A").closed(2, "crime")
+    flag = run(book, inc.events[:2], engine=engine, until=30).one("wrong_classification")
+    for n in range(2):
+        made = _decision(flag.flag_id, 31 + n)
+        engine.decide(made.model_copy(update={"decision_id": f"DEC-{n}"}))
+    engine.apply(parse_incident_event(json.dumps(inc.events[2])))
+    with pytest.raises(IncidentLimitExceeded, match="has 3 events"):
+        engine.apply(parse_incident_event(json.dumps(Incident(tag="b").crime(3, "8N").events[0])))
