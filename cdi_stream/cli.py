@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cdi_stream.rules.errors import RulesError, RuleValidationError
 
@@ -59,8 +60,15 @@ def _parse_time(value: str, option: str) -> dt.datetime:
     return parsed
 
 
+def _error(message: object, label: str = "error", style: str = "red") -> None:
+    """Print a problem on stderr with its text taken literally, never as rich markup:
+    problems quote rule values, file names and input, and a ``[/b]`` in them would
+    crash the print while a ``[bold]`` would silently vanish."""
+    err.print(Text.assemble((label, style), " ", str(message)), highlight=False)
+
+
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error[/red] {message}", highlight=False)
+    _error(message)
     raise typer.Exit(2)
 
 
@@ -100,10 +108,10 @@ def _load_book(directory: Path | None) -> RuleBook:
         return RuleBook.from_directory(directory or _settings().rules_directory())
     except RuleValidationError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error[/red] {problem}", highlight=False)
+            _error(problem)
         raise typer.Exit(2) from exc
     except RulesError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False)
+        _error(exc)
         raise typer.Exit(2) from exc
 
 
@@ -163,7 +171,7 @@ def replay(
 
         def report(error: LineError) -> None:
             if not quiet:
-                err.print(f"[yellow]rejected[/yellow] {error}", highlight=False, markup=True)
+                _error(error, "rejected", "yellow")
 
         recorder = Metrics() if metrics is not None else None
         tune_gc()
@@ -267,7 +275,7 @@ def report(
 
     def reject(error: LineError) -> None:
         if not quiet:
-            err.print(f"[yellow]rejected[/yellow] {error}", highlight=False, markup=True)
+            _error(error, "rejected", "yellow")
 
     try:
         result = build_report(
@@ -535,7 +543,7 @@ def _publish(
             servers, {topic: settings.partitions}, replication=settings.replication_factor
         )
     except BrokerError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False)
+        _error(exc)
         raise typer.Exit(3) from exc
     try:
         return publish(
@@ -546,7 +554,7 @@ def _publish(
             producer_config=settings.kafka_python_config("producer"),
         )
     except Exception as exc:  # kafka-python raises several unrelated types
-        err.print(f"[red]error[/red] cannot publish to {servers}: {exc}", highlight=False)
+        _error(f"cannot publish to {servers}: {exc}")
         raise typer.Exit(3) from exc
 
 
@@ -560,7 +568,7 @@ def _settings(**overrides: object) -> Settings:
         return load_settings(**overrides)
     except SettingsError as exc:
         for line in str(exc).splitlines():
-            err.print(f"[red]error[/red] {line}", highlight=False)
+            _error(line)
         raise typer.Exit(2) from exc
 
 
@@ -580,9 +588,9 @@ def worker(
     except (BrokerError, RulesError, MetricsPortInUse, DataDirInUse) as exc:
         if isinstance(exc, RuleValidationError):
             for problem in exc.problems:
-                err.print(f"[red]error[/red] {problem}", highlight=False)
+                _error(problem)
         else:
-            err.print(f"[red]error[/red] {exc}", highlight=False)
+            _error(exc)
         raise typer.Exit(2) from exc
 
 
@@ -703,7 +711,7 @@ def demo(
     try:
         code = run_demo(incidents=incidents, rate=rate, speed=speed, seed=seed)
     except RuntimeError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False)
+        _error(exc)
         raise typer.Exit(1) from exc
     raise typer.Exit(code)
 
@@ -720,7 +728,7 @@ def broker(
     try:
         code = run_foreground(port)
     except BrokerError as exc:
-        err.print(f"[red]error[/red] {exc}", highlight=False)
+        _error(exc)
         raise typer.Exit(3) from exc
     raise typer.Exit(code)
 
@@ -775,7 +783,7 @@ def schemas_check(
         _fail(f"no schemas directory {directory}; give --dir, or run from the checkout")
     stale = check_schemas(directory)
     for name in stale:
-        err.print(f"[red]out of date[/red] {directory / name}")
+        _error(directory / name, "out of date")
     if stale:
         err.print("regenerate with: cdi-stream schemas export")
         raise typer.Exit(1)

@@ -458,3 +458,20 @@ def test_the_entry_module_runs_the_command_line() -> None:
     )
     assert done.returncode == 0
     assert "replay" in done.stdout
+
+
+@pytest.mark.parametrize("value", ["[/b]", "[bold]"])
+def test_rules_check_prints_problems_literally(tmp_path: Path, value: str) -> None:
+    target = tmp_path / "rules"
+    target.mkdir()
+    shutil.copy(ROOT / "rules" / "editions.yaml", target / "editions.yaml")
+    (target / "x.yaml").write_text(
+        "id: X-1\ntitle: A test rule\nfinding: cri_without_rationale\npriority: P3\n"
+        "reference: test\neffective_from: 2000-01-01\nscope: closure\n"
+        "when: {closure_type: cri}\nevent_time: at\n"
+        "explanation: Incident {incident_id} closed as cri, test rule.\n"
+        f'expected: {{a: "{value}"}}\n'
+    )
+    result = runner.invoke(app, ["rules", "check", str(target)])
+    assert result.exit_code == 2, result.output
+    assert f"x.yaml: X-1: expected.a: '{value}' is not a value of scope closure" in result.stderr

@@ -115,7 +115,9 @@ class RuleBook:
         self.conduct_codes = frozenset(source.editions.conduct_codes)
         zone = ZoneInfo(source.editions.timezone)
         self.editions: list[Edition] = []
-        problems: list[RuleProblem] = []
+        # Problem -> the editions it was found in: the same rule is usually in force in
+        # several editions, and its problem is reported once, naming them.
+        problems: dict[tuple[str, str | None, str], list[str]] = {}
         for doc in source.editions.editions:
             start = dt.datetime.combine(doc.effective_from, dt.time(0), tzinfo=zone).timestamp()
             loaded = source.rules_for(doc)
@@ -124,20 +126,18 @@ class RuleBook:
             try:
                 edition.compile(_durable_rules(loaded))
             except RuleValidationError as exc:
-                problems.extend(
-                    RuleProblem(
-                        p.file or str(source.directory), p.rule_id, f"edition {doc.id}: {p.message}"
-                    )
-                    for p in exc.problems
-                )
+                files = {r.doc.id: r.file for r in loaded}
+                for p in exc.problems:
+                    problems.setdefault(_located(p, files, source.directory), []).append(doc.id)
             except RulesError as exc:
-                problems.append(
-                    RuleProblem(str(source.directory), None, f"edition {doc.id}: {exc}")
-                )
+                problems.setdefault((str(source.directory), None, str(exc)), []).append(doc.id)
             self.editions.append(edition)
         if problems:
             self.close()
-            raise RuleValidationError(problems)
+            raise RuleValidationError(
+                RuleProblem(file, rule_id, f"{message} ({_editions(ids)})")
+                for (file, rule_id, message), ids in problems.items()
+            )
         self._starts = [e.starts_at for e in self.editions]
 
     @classmethod
@@ -158,6 +158,26 @@ class RuleBook:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _located(
+    problem: RuleProblem, files: Mapping[str, str], directory: Path
+) -> tuple[str, str | None, str]:
+    """File, rule id and message of a problem the engine's check found in the compiled
+    rules, told in terms of the rule as written: its own file and id, and whether it
+    is about its ``when`` or its ``resolved_when``."""
+    rule_id, message = problem.rule_id, problem.message
+    if rule_id is not None and rule_id.endswith(RESOLVED_SUFFIX):
+        rule_id = rule_id[: -len(RESOLVED_SUFFIX)]
+        message = f"resolved_when: {message}"
+    elif rule_id is not None:
+        message = f"when: {message}"
+    file = files.get(rule_id) if rule_id is not None else None
+    return problem.file or file or str(directory), rule_id, message
+
+
+def _editions(ids: list[str]) -> str:
+    return f"edition {ids[0]}" if len(ids) == 1 else f"editions {', '.join(ids)}"
 
 
 def _compiled(doc: Any) -> CompiledRule:

@@ -9,6 +9,17 @@ evaluate those safely; the engine computes comparisons as facts instead.
 
 The same condition can be evaluated in Python (:func:`holds`), which the test suite
 uses as an oracle for the compiled form.
+
+Limits, in the author's terms, so that a condition :func:`check` accepts always fits
+what the durable-rules core takes (see :mod:`cdi_stream.rules.limits`; the engine adds a
+scope test to every condition, which costs one test, one group and one level):
+
+* at most 31 tests, counting each value of an ``in``/``not_in`` list as one test;
+* at most 14 groups, where every ``all``, every ``any``, every mapping of several tests
+  and every ``in``/``not_in`` list of several values is a group;
+* groups nested at most 7 deep, and ``all``/``any`` at most 6 deep;
+* at most 32 conditions in one ``all``/``any`` list or keys in one mapping, and 1 to 31
+  values in an ``in``/``not_in`` list.
 """
 
 from __future__ import annotations
@@ -17,6 +28,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from cdi_stream.rules.catalog import FACTS, FactSpec, Scope
+from cdi_stream.rules.limits import (
+    MAX_CONDITIONS_PER_PATTERN,
+    MAX_GROUPS_PER_PATTERN,
+    MAX_NESTING,
+)
 
 Condition = Mapping[str, Any]
 FactValue = str | int | bool | float
@@ -24,7 +40,16 @@ FactValue = str | int | bool | float
 _OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in")
 _ORDERED = ("lt", "lte", "gt", "gte")
 _MAX_DEPTH = 6
-_MAX_IN = 32
+_MAX_ITEMS = 32
+# The compiled pattern is {"$and": [{"scope": ...}, <condition>]}: what the scope test
+# uses is not available to the condition.
+_MAX_TESTS = MAX_CONDITIONS_PER_PATTERN - 1
+_MAX_GROUPS = MAX_GROUPS_PER_PATTERN - 1
+_MAX_LEVELS = MAX_NESTING - 1
+_MAX_IN = _MAX_TESTS
+_GROUP_NOTE = (
+    "every all, any, mapping of several tests and in/not_in list of several values is a group"
+)
 
 
 class ConditionError(ValueError):
@@ -35,7 +60,39 @@ def check(condition: object, scope: Scope) -> list[str]:
     """Every problem in ``condition`` for ``scope``, as readable sentences."""
     problems: list[str] = []
     _check(condition, scope, problems, "when", 0)
+    if not problems and isinstance(condition, Mapping):
+        _check_size(compile_condition(condition), problems)
     return problems
+
+
+def _check_size(pattern: Mapping[str, Any], out: list[str]) -> None:
+    """Refuse, in the author's terms, what the core could not take once compiled.
+
+    Measured on the compiled form itself, so the count cannot drift from what
+    :func:`compile_condition` produces and the engine's own check then sees.
+    """
+    tests, groups, levels = _measure(pattern)
+    if tests > _MAX_TESTS:
+        out.append(
+            f"when: {tests} tests; at most {_MAX_TESTS} "
+            "(each value of an in/not_in list is one test)"
+        )
+    if groups > _MAX_GROUPS:
+        out.append(f"when: {groups} groups of tests; at most {_MAX_GROUPS} ({_GROUP_NOTE})")
+    if levels > _MAX_LEVELS:
+        out.append(f"when: groups nested {levels} deep; at most {_MAX_LEVELS} ({_GROUP_NOTE})")
+
+
+def _measure(pattern: Mapping[str, Any]) -> tuple[int, int, int]:
+    """Tests, groups and group nesting of a compiled pattern."""
+    key, value = next(iter(pattern.items()))
+    if key not in ("$and", "$or"):
+        return 1, 0, 0
+    tests = groups = levels = 0
+    for sub in value:
+        t, g, n = _measure(sub)
+        tests, groups, levels = tests + t, groups + g, max(levels, n)
+    return tests, groups + 1, levels + 1
 
 
 def _check(cond: object, scope: Scope, out: list[str], where: str, depth: int) -> None:
@@ -45,10 +102,16 @@ def _check(cond: object, scope: Scope, out: list[str], where: str, depth: int) -
     if not isinstance(cond, Mapping) or not cond:
         out.append(f"{where}: a condition must be a non-empty mapping")
         return
+    if len(cond) > _MAX_ITEMS:
+        out.append(f"{where}: {len(cond)} keys in one mapping; at most {_MAX_ITEMS}")
+        return
     for key, value in cond.items():
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
                 out.append(f"{where}.{key}: must be a non-empty list of conditions")
+                continue
+            if len(value) > _MAX_ITEMS:
+                out.append(f"{where}.{key}: {len(value)} conditions; at most {_MAX_ITEMS}")
                 continue
             for i, sub in enumerate(value):
                 _check(sub, scope, out, f"{where}.{key}[{i}]", depth + 1)
@@ -92,7 +155,7 @@ def _check_value(spec: FactSpec, value: object, out: list[str], where: str) -> N
         return
     if spec.type is str:
         if not isinstance(value, str):
-            out.append(f"{where}: {spec.name} is text, got {value!r}")
+            out.append(f"{where}: {spec.name} is text, got {value!r}{_bool_hint(value)}")
         elif spec.values and value not in spec.values:
             out.append(
                 f"{where}: {value!r} is not a value of {spec.name} ({', '.join(spec.values)})"
@@ -102,6 +165,12 @@ def _check_value(spec: FactSpec, value: object, out: list[str], where: str) -> N
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
         out.append(f"{where}: {spec.name} is a number, got {value!r}")
+
+
+def _bool_hint(value: object) -> str:
+    if not isinstance(value, bool):
+        return ""
+    return f"; YAML reads an unquoted yes/no/on/off as {str(value).lower()}: quote the text"
 
 
 def compile_condition(condition: Condition) -> dict[str, Any]:

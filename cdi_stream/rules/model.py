@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cdi_stream.contract import Finding, Priority
+
+# A flag's ``expected``/``observed`` keys are bounded by the flag contract (FlagChange):
+# 1-64 characters, at most 32 entries. A rule naming more, or longer, would make the
+# engine publish flags that consumers must refuse. Values name a fact of the rule's
+# scope, which are short identifiers.
+_FlagKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+_FactName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+_MAX_FLAG_ENTRIES = 32
 
 
 class RuleDoc(BaseModel):
@@ -32,8 +40,8 @@ class RuleDoc(BaseModel):
     resolved_when: dict[str, Any] | None = None
     raise_status: Literal["open", "resolved"] = "open"
     event_time: str
-    expected: dict[str, str] = Field(default_factory=dict)
-    observed: dict[str, str] = Field(default_factory=dict)
+    expected: dict[_FlagKey, _FactName] = Field(default_factory=dict, max_length=_MAX_FLAG_ENTRIES)
+    observed: dict[_FlagKey, _FactName] = Field(default_factory=dict, max_length=_MAX_FLAG_ENTRIES)
     explanation: str = Field(min_length=10, max_length=600)
 
 

@@ -178,3 +178,187 @@ def test_the_configured_rules_directory_wins_over_the_shipped_one(
     assert load_settings().rules_directory() == RULES
     monkeypatch.setenv("CDI_RULES_DIR", str(tmp_path))
     assert load_settings().rules_directory() == tmp_path
+
+
+CLOSURE = """
+id: TEST-CLOSURE
+title: A test rule
+finding: cri_without_rationale
+priority: P3
+reference: test
+effective_from: 2000-01-01
+scope: closure
+when:
+  closure_type: cri
+event_time: at
+explanation: Incident {incident_id} closed as cri, test rule.
+"""
+
+CANCEL = CLOSURE.replace("scope: closure", "scope: cancellation").replace(
+    "closure_type: cri", "reason_valid: false"
+)
+
+
+def test_an_effective_to_on_the_last_date_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    doc = GOOD.replace("scope: subject", "scope: subject\neffective_to: 9999-12-31")
+    found = problems(rules_dir(tmp_path, doc))
+    assert any("extra.yaml: TEST-RULE: effective_to 9999-12-31 is not the day" in p for p in found)
+
+
+@pytest.mark.parametrize("nested", ["[" * 3000 + "]" * 3000, "{a: " * 3000 + "1" + "}" * 3000])
+def test_deeply_nested_yaml_is_a_problem_not_a_crash(tmp_path: Path, nested: str) -> None:
+    found = problems(rules_dir(tmp_path, GOOD + f"resolved_when: {nested}\n"))
+    assert found == [f"{tmp_path / 'rules' / 'extra.yaml'}: line 14: nested deeper than 64 levels"]
+
+
+def test_yaml_aliases_are_refused_before_they_can_expand(tmp_path: Path) -> None:
+    when = (
+        "when:\n  all:\n    - &x {closure_type: cri}\n"
+        "    - &a1 {all: [" + ", ".join(["*x"] * 2000) + "]}\n"
+        "    - &a2 {all: [" + ", ".join(["*a1"] * 2000) + "]}\n"
+        "    - {all: [" + ", ".join(["*a2"] * 2000) + "]}\n"
+    )
+    found = problems(rules_dir(tmp_path, CLOSURE.replace("when:\n  closure_type: cri\n", when)))
+    assert len(found) == 1 and "extra.yaml: line 11: YAML anchors and aliases" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (("  closure_type: cri\n", "  closure_type: cri\n  closure_type: non_crime\n"), 11),
+        (("priority: P3\n", "priority: P3\npriority: P1\n"), 6),
+    ],
+)
+def test_a_key_given_twice_is_refused(tmp_path: Path, change: tuple[str, str], where: int) -> None:
+    found = problems(rules_dir(tmp_path, CLOSURE.replace(*change)))
+    assert len(found) == 1 and f"extra.yaml: line {where}: key " in found[0], found
+    assert "given twice (first at line" in found[0]
+
+
+@pytest.mark.parametrize("gate", ["all", "any"])
+def test_long_all_and_any_lists_are_refused_before_they_are_walked(
+    tmp_path: Path, gate: str
+) -> None:
+    items = ", ".join(["{closure_type: cri}"] * 5000)
+    doc = CLOSURE.replace("  closure_type: cri\n", f"  {gate}: [{items}]\n")
+    found = problems(rules_dir(tmp_path, doc))
+    assert found == [
+        f"{tmp_path / 'rules' / 'extra.yaml'}: TEST-CLOSURE: when.{gate}: 5000 conditions; "
+        "at most 32"
+    ]
+
+
+def in_list(count: int) -> str:
+    return CANCEL.replace(
+        "reason_valid: false", "reason: {in: [" + ", ".join(f"R{i}" for i in range(count)) + "]}"
+    )
+
+
+def nested_any(levels: int) -> str:
+    when: str = '{"closure_type": "cri"}'
+    for _ in range(levels):
+        when = f'{{"any": [{when}, {{"has_rationale": false}}], "closure_type": "cri"}}'
+    return CLOSURE.replace("when:\n  closure_type: cri\n", f"when: {when}\n")
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (in_list(32), "when.reason.in: must be a list of 1 to 31 values"),
+        (nested_any(4), "when: groups nested 8 deep; at most 7"),
+    ],
+    ids=["in-32", "any-4-deep"],
+)
+def test_conditions_the_core_cannot_take_are_refused_in_the_authors_terms(
+    tmp_path: Path, doc: str, message: str
+) -> None:
+    found = problems(rules_dir(tmp_path, doc))
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{tmp_path / 'rules' / 'extra.yaml'}: TEST-CLOSURE: {message}")
+
+
+@pytest.mark.parametrize("doc", [in_list(31), nested_any(3)], ids=["in-31", "any-3-deep"])
+def test_conditions_the_checker_accepts_compile(tmp_path: Path, doc: str) -> None:
+    with RuleBook.from_directory(rules_dir(tmp_path, doc)) as book:
+        assert any(r.id == "TEST-CLOSURE" for e in book.editions for r in e.rules)
+
+
+def test_a_problem_only_the_engine_check_finds_names_the_rule_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdi_stream.rules import limits
+
+    # A limit the condition checker does not know, as if the core's model had changed.
+    monkeypatch.setattr(limits, "MAX_CONDITIONS_PER_PATTERN", 2)
+    doc = CLOSURE + "resolved_when:\n  closure_type: crime\n  has_rationale: true\n"
+    target = rules_dir(tmp_path, doc)
+    with pytest.raises(RuleValidationError) as caught:
+        RuleBook.from_directory(target).close()
+    mine = [p for p in caught.value.problems if p.rule_id == "TEST-CLOSURE"]
+    assert len(mine) == 1, [str(p) for p in caught.value.problems]
+    assert mine[0].file == str(target / "extra.yaml")
+    assert mine[0].message.startswith("resolved_when: 3 conditions; at most 2 (editions ")
+
+
+@pytest.mark.parametrize("how", ["broken_symlink", "directory", "fifo"])
+def test_a_yaml_entry_that_is_not_a_readable_file_is_reported(tmp_path: Path, how: str) -> None:
+    import os
+
+    target = rules_dir(tmp_path, GOOD)
+    entry = target / "deadlines.yaml"
+    if how == "broken_symlink":
+        entry.symlink_to(tmp_path / "nowhere.yaml")
+    elif how == "directory":
+        entry.mkdir()
+    else:
+        os.mkfifo(entry)  # never opened: reading it would block
+    found = problems(target)
+    assert len(found) == 1 and found[0].startswith(f"{entry}: "), found
+
+
+def test_an_upper_case_suffix_is_read_and_hidden_files_are_skipped(tmp_path: Path) -> None:
+    target = rules_dir(tmp_path, GOOD, name="extra.YAML")
+    (target / "._extra.yaml").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (target / ".other.yml").write_text(GOOD)  # would be a duplicate id if read
+    source = load_rules(target)
+    assert [(r.doc.id, Path(r.file).name) for r in source.rules] == [("TEST-RULE", "extra.YAML")]
+    assert source.content_hash == loader.content_hash(target)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('expected: {"' + "k" * 65 + '": closure_type}\n', "at most 64 characters"),
+        ('observed: {"": closure_type}\n', "expected: key '': "),
+        (
+            "expected: {" + ", ".join(f"k{i}: closure_type" for i in range(33)) + "}\n",
+            "expected: Dictionary should have at most 32 items",
+        ),
+    ],
+    ids=["long-key", "empty-key", "33-keys"],
+)
+def test_flag_keys_are_bounded_as_the_flag_contract_bounds_them(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    found = problems(rules_dir(tmp_path, CLOSURE + extra))
+    assert len(found) == 1 and "extra.yaml: TEST-CLOSURE: " in found[0], found
+    assert message.replace("expected", extra.split(":")[0]) in found[0], found
+
+
+def test_an_unquoted_no_where_text_is_expected_gets_a_hint(tmp_path: Path) -> None:
+    doc = CANCEL.replace("reason_valid: false", "victim_informed: no")
+    found = problems(rules_dir(tmp_path, doc, doc.replace("title: A test rule", "title: no")))
+    assert len(found) == 2, found
+    assert all("YAML reads an unquoted yes/no/on/off as false: quote the text" in p for p in found)
+
+
+def test_a_python_tag_is_an_unsafe_tag_not_a_syntax_error(tmp_path: Path) -> None:
+    found = problems(rules_dir(tmp_path, GOOD + "verify: !!python/object/apply:os.system [id]\n"))
+    assert len(found) == 1 and "line 14: unsafe tag !!python/object/apply:os.system" in found[0]
+
+
+def test_an_overlapping_stray_copy_is_named(tmp_path: Path) -> None:
+    target = rules_dir(tmp_path, GOOD)
+    (target / "extra copy.yaml").write_text(GOOD)
+    found = problems(target)
+    assert any(f"overlap with the version in {target / 'extra copy.yaml'}" in p for p in found)
