@@ -72,10 +72,16 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _check_output(path: Path | None, option: str, *inputs: Path | str | None) -> None:
+def _check_output(
+    path: Path | None, option: str, *inputs: Path | str | None, stdout: bool = True
+) -> None:
     """Refuse, before any work, an output that cannot be written or that is one of the
     other files named (inputs, or outputs written before it): opening it for writing
-    would empty the input before it is read, or overwrite the earlier output."""
+    would empty the input before it is read, or overwrite the earlier output. ``-``
+    means standard output where ``stdout`` allows it; elsewhere it is refused rather
+    than written as a file named ``-``."""
+    if path is not None and str(path) == "-" and not stdout:
+        _fail(f"{option}: give a file name (- for standard output is not supported here)")
     if path is None or str(path) == "-":
         return
     if path.is_dir():
@@ -146,7 +152,7 @@ def replay(
     until_at = _parse_time(until, "--until") if until else None
     engine_config = _settings().engine_config()
     _check_output(out, "--out", events)
-    _check_output(metrics, "--metrics", events, out)
+    _check_output(metrics, "--metrics", events, out, stdout=False)
     book = _load_book(rules)
     with ExitStack() as stack:
         source, size = _open_events(events, stack)
@@ -363,7 +369,7 @@ def backtest(
 
     until_at = _parse_time(until, "--until") if until else None
     _check_output(json_out, "--json", events)
-    _check_output(html_out, "--html", events, json_out)
+    _check_output(html_out, "--html", events, json_out, stdout=False)
     engine_config = _settings().engine_config()
     code = backtest_command(
         events,
@@ -467,7 +473,7 @@ def simulate(
         raise typer.BadParameter(str(exc)) from exc
     sending = publish or out is None
     _check_output(out, "--out")
-    _check_output(truth, "--truth", out)
+    _check_output(truth, "--truth", out, stdout=False)
     with ExitStack() as stack:
         try:
             sink: BinaryIO | None = None

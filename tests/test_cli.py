@@ -475,3 +475,24 @@ def test_rules_check_prints_problems_literally(tmp_path: Path, value: str) -> No
     result = runner.invoke(app, ["rules", "check", str(target)])
     assert result.exit_code == 2, result.output
     assert f"x.yaml: X-1: expected.a: '{value}' is not a value of scope closure" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["replay", str(SAMPLE), "--metrics", "-"], "--metrics"),
+        (["simulate", "--incidents", "2", "--out", "{dir}/s.jsonl", "--truth", "-"], "--truth"),
+        (
+            ["backtest", str(SAMPLE), "--rules-a", "rules", "--rules-b", "rules", "--html", "-"],
+            "--html",
+        ),
+    ],
+)
+def test_a_dash_where_standard_output_is_not_supported_is_refused(
+    argv: list[str], option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, [a.replace("{dir}", str(tmp_path)) for a in argv])
+    assert result.exit_code == 2
+    assert f"{option}: give a file name" in result.stderr
+    assert not (ROOT / "-").exists()

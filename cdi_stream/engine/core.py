@@ -15,6 +15,7 @@ events at t (on the next advance past t, or an inclusive advance to t).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -51,14 +52,6 @@ _WITH_PARTIES = (IncidentReported, IncidentUpdated)
 @functools.lru_cache(maxsize=64)
 def _event_stat(event_type: str) -> str:
     return f"events.{event_type}"
-
-
-def _events_in(case: CaseState) -> int:
-    """Events held, not counting DDM decisions, which share the record of ids seen."""
-    return sum(1 for key in case.seen if not key.startswith(DECISION_KEY))
-
-
-DECISION_KEY = "decision:"
 
 
 class EngineError(Exception):
@@ -120,9 +113,11 @@ class Engine:
             self.stats["duplicate_events"] += 1
             return []
         limit = self.config.max_events_per_incident
-        if case is not None and len(case.seen) >= limit and (held := _events_in(case)) >= limit:
+        if case is not None and len(case.seen) >= limit:
             self.stats["rejected_events"] += 1
-            raise IncidentLimitExceeded(f"incident has {held} events, the limit is {limit}")
+            raise IncidentLimitExceeded(
+                f"incident has {len(case.seen)} events, the limit is {limit}"
+            )
         if isinstance(event, _WITH_PARTIES):
             added = len(event.disclosures) + len(
                 event.victims if isinstance(event, IncidentReported) else event.victims_added
@@ -182,11 +177,16 @@ class Engine:
         if case is None or record is None:
             self.stats["unknown_flag_decisions"] += 1
             raise UnknownFlag(f"no flag {decision.flag_id} on incident {decision.incident_id}")
-        key = DECISION_KEY + decision.decision_id
-        if key in case.seen:
+        if decision.decision_id in case.decided:
             self.stats["duplicate_decisions"] += 1
             return []
-        case.seen.add(key)
+        limit = self.config.max_events_per_incident
+        if len(case.decided) >= limit:
+            self.stats["rejected_decisions"] += 1
+            raise IncidentLimitExceeded(
+                f"incident has {len(case.decided)} decisions, the limit is {limit}"
+            )
+        case.decided.add(decision.decision_id)
         self.stats[f"decisions.{decision.decision}"] += 1
         out: list[FlagChange] = []
         now = self.now if self.now is not None else decision.decided_at.timestamp()
@@ -359,7 +359,10 @@ class Engine:
         forgotten the same period after its last event."""
         if case.closures:
             kept = max(case.closures[-1].at, case.last_event_at) + self.config.retention
-            return max(kept, *case.deadlines.values()) if case.deadlines else kept
+            if not case.deadlines:
+                return kept
+            # Just after the last deadline: the wake-up at it evaluates the case first.
+            return max(kept, math.nextafter(max(case.deadlines.values()), INF))
         if case.report is None:
             return case.last_event_at + self.config.retention
         return INF

@@ -14,14 +14,15 @@ most one crime or closure) take no sorting and no throwaway containers.
 
 from __future__ import annotations
 
+import bisect
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from cdi_stream.engine.config import EngineConfig
 from cdi_stream.engine.intake import FREE_TEXT_REASON
-from cdi_stream.engine.state import DisclosureVersion
+from cdi_stream.engine.state import Closure, DisclosureVersion, Reclassification
 from cdi_stream.engine.timeline import (
     INF,
     CaseView,
@@ -442,43 +443,54 @@ def _breach(
     not covered and not discharged. The first breach counts; a later one replaces it
     only if the subject was covered in between, which put the first one right (a
     crime recorded and then cancelled before ``due``, or a second "no crime" closure).
-    After ``due`` only a subject with no breach yet (discharged or covered at ``due``)
-    can have one: a "no crime" closure while it is not covered. A cover cancelled after
-    ``due`` is not a breach; the cancellation rules judge that.
+    After ``due`` only a subject discharged at ``due`` can have one: a "no crime"
+    closure replacing the discharging one while it is not covered. A subject covered at
+    ``due`` whose cover is cancelled later is not breached again; the cancellation
+    rules judge that.
     """
     kind, breach_at = _NO_BREACH
     now = at.now
-    later: list[float] = []  # closures after due_at
-    if view.closures and first <= now:
-        prev = -INF
-        for t in (first, *view.closure_times):  # ascending after ``first``
-            if t <= prev:
-                continue
-            if t > now:
-                break
-            prev = t
-            if t > due:
-                later.append(t)
-            elif (
-                is_immediate_breach(view.closure_at(t))
+    closures = view.closures
+    if closures and first <= now and first <= due:
+        if is_immediate_breach(view.closure_at(first)) and not cover.at(first):
+            kind, breach_at = "immediate", first
+        for t, closure in _closure_moments(view, first, min(due, now)):
+            if breach_at is not None and cover.first_start_after(breach_at) is None:
+                break  # never covered again: no later moment can replace the breach
+            if (
+                is_immediate_breach(closure)
                 and not cover.at(t)
                 and (breach_at is None or _covered_between(cover, breach_at, t))
             ):
                 kind, breach_at = "immediate", t
-    if (
-        at.passed(due)
-        and not cover.at(due)
-        and not discharges(view.closure_at(due), rape)
-        and (breach_at is None or _covered_between(cover, breach_at, due))
-    ):
-        kind, breach_at = "due", due
+    if not at.passed(due) or cover.at(due):
+        return kind, breach_at
+    if not discharges(view.closure_at(due), rape):
+        if breach_at is None or _covered_between(cover, breach_at, due):
+            kind, breach_at = "due", due
+        return kind, breach_at
     if breach_at is None:
-        # Discharged at due_at (or covered then): a later "no crime" closure replacing
-        # the discharging one, while the subject is not covered, is the immediate case.
-        for t in later:
-            if is_immediate_breach(view.closure_at(t)) and not cover.at(t):
+        # Discharged at due_at: a later "no crime" closure replacing the discharging one,
+        # while the subject is not covered, is the immediate case.
+        for t, closure in _closure_moments(view, due, now):
+            if is_immediate_breach(closure) and not cover.at(t):
                 return "immediate", t
     return kind, breach_at
+
+
+def _closure_moments(view: CaseView, after: float, until: float) -> Iterator[tuple[float, Closure]]:
+    """Each closure time in (``after``, ``until``] with the closure in force then (the
+    last of those at the same time), without a search per moment."""
+    closures = view.closures
+    times = view.closure_times
+    last = len(closures) - 1
+    for i in range(bisect.bisect_right(times, after), last + 1):
+        t = times[i]
+        if t > until:
+            return
+        if i < last and times[i + 1] == t:
+            continue
+        yield t, closures[i]
 
 
 def _covered_between(cover: Cover, after: float, until: float) -> bool:
@@ -818,16 +830,52 @@ class _Subjects:
     offences: OffenceTable
     recordable_of: dict[str, list[DisclosureVersion]]
     rape_victims: set[str]
+    _principal: dict[str, str | None] = field(default_factory=dict)
 
     def codes(self, victim_ref: str | None, *own: str) -> tuple[str, ...]:
-        disclosed = self.recordable_of.get(victim_ref or "")
-        principal = (
-            self.offences.most_serious([d.offence_code for d in disclosed]) if disclosed else None
-        )
+        ref = victim_ref or ""
+        if ref in self._principal:
+            principal = self._principal[ref]
+        else:  # once per victim, however many of their crimes have rows
+            disclosed = self.recordable_of.get(ref)
+            principal = self._principal[ref] = (
+                self.offences.most_serious([d.offence_code for d in disclosed])
+                if disclosed
+                else None
+            )
         return tuple(c for c in (*own, principal) if c)
 
     def rape(self, victim_ref: str | None) -> bool:
         return victim_ref is not None and victim_ref in self.rape_victims
+
+
+def _restorations(offences: OffenceTable, reclasses: list[Reclassification]) -> list[bool]:
+    """For each reclassification, whether a later one of the same crime restored a code
+    at least as serious as the one it gave up (equal weights are never a finding, so an
+    equal one restores it too). One pass from the latest back, keeping per crime the
+    codes given later and the most serious of them."""
+    later_codes: dict[str, set[str]] = {}
+    best_later: dict[str, str] = {}
+    out = [False] * len(reclasses)
+    for i in range(len(reclasses) - 1, -1, -1):
+        r = reclasses[i]
+        codes = later_codes.get(r.crime_id)
+        if codes is not None:
+            best = best_later.get(r.crime_id)
+            out[i] = r.from_code in codes or (
+                best is not None
+                and r.from_code in offences
+                and not offences.more_serious(r.from_code, best)
+            )
+        else:
+            codes = later_codes[r.crime_id] = set()
+        codes.add(r.to_code)
+        if r.to_code in offences:
+            best = best_later.get(r.crime_id)
+            best_later[r.crime_id] = (
+                r.to_code if best is None else offences.most_serious([best, r.to_code]) or best
+            )
+    return out
 
 
 def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
@@ -836,22 +884,10 @@ def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     reclasses = view.state.reclassifications
     if not reclasses:
         return rows
+    restored_at = _restorations(offences, reclasses)
     for i, r in enumerate(reclasses):
         downgrade = bool(offences.more_serious(r.from_code, r.to_code))
-        # Restored by a later reclassification at least as serious as the code given up
-        # (equal weights are never a finding, so an equal one restores it too).
-        restored = any(
-            later.crime_id == r.crime_id
-            and (
-                later.to_code == r.from_code
-                or (
-                    later.to_code in offences
-                    and r.from_code in offences
-                    and not offences.more_serious(r.from_code, later.to_code)
-                )
-            )
-            for later in reclasses[i + 1 :]
-        )
+        restored = restored_at[i]
         crime = view.crime_by_id.get(r.crime_id)
         victim_ref = crime.crime.victim_ref if crime else None
         fact: dict[str, str | int | bool] = {

@@ -41,10 +41,11 @@ def has_text(value: str | None) -> bool:
 
 
 FREE_TEXT_REASON = "free text"
-# Upper case, digits, spaces and ``._/-``: how recording systems write their codes
-# (``C2``, ``NO CRIME``, ``CRI-03``). Mixed or lower case is how people write names and
-# sentences.
-_LOCAL_CODE = re.compile(r"[A-Z0-9][A-Z0-9 ._/-]{0,31}")
+# One token of upper case, digits and ``._/-``, at most 16 characters: how recording
+# systems write their codes (``C2``, ``CRI-03``, ``NOCRIME``). Mixed or lower case, or
+# several words (``JANE DOE``), is how people write names and sentences; a code with a
+# space in it is shown as free text, the price of never publishing a name.
+_LOCAL_CODE = re.compile(r"[A-Z0-9][A-Z0-9._/-]{0,15}")
 
 
 def local_code(value: str) -> str:

@@ -120,6 +120,9 @@ class CaseState:
     # observer ("recorded:<subject>", "breached:<subject>"), so each is reported once.
     deadlines: dict[str, float] = field(default_factory=dict)
     counted: set[str] = field(default_factory=set)
+    # Ids of the DDM decisions applied: kept apart from the events seen, so that they
+    # neither use up nor escape the bound on events.
+    decided: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; ``from_dict`` restores an equal state."""
@@ -140,16 +143,22 @@ class CaseState:
             "wakeup": self.wakeup,
             "deadlines": dict(sorted(self.deadlines.items())),
             "counted": sorted(self.counted),
+            "decided": sorted(self.decided),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseState:
         report = data.get("report")
         crimes = [Crime(**c) for c in data.get("crimes", [])]
+        # States written before decisions were kept apart held them among the events
+        # seen, as "decision:<id>".
+        seen = set(data.get("seen", []))
+        old = {k for k in seen if k.startswith(_OLD_DECISION_KEY)}
+        decided = set(data.get("decided", [])) | {k[len(_OLD_DECISION_KEY) :] for k in old}
         flags = [FlagRecord(**f) for f in data.get("flags", [])]
         return cls(
             incident_id=data["incident_id"],
-            seen=set(data.get("seen", [])),
+            seen=seen - old,
             report=Report(**report) if report else None,
             qualifiers={k: list(v) for k, v in data.get("qualifiers", {}).items()},
             victims=dict(data.get("victims", {})),
@@ -164,7 +173,11 @@ class CaseState:
             wakeup=data.get("wakeup"),
             deadlines={k: float(v) for k, v in data.get("deadlines", {}).items()},
             counted=set(data.get("counted", [])),
+            decided=decided,
         )
+
+
+_OLD_DECISION_KEY = "decision:"
 
 
 def _row(obj: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class CrimeView:
         never before, so a later correction does not rewrite what stood at a deadline."""
         if self.steps is None:
             return self.code
-        code = self.code
+        code = self.steps[0][1]  # as recorded, also before its recorded time
         for start, step in self.steps:
             if start > t:
                 break

@@ -183,6 +183,10 @@ class Shell:
             error = DeadLetterError(kind="unknown_flag", field="flag_id", message=str(exc))
             await self.dead_letter(key, raw, error, topic, partition, offset)
             return
+        except EngineError as exc:
+            error = DeadLetterError(kind="incident_limit", field=None, message=str(exc))
+            await self.dead_letter(key, raw, error, topic, partition, offset)
+            return
         self.metrics.consumed("ddm_decision")
         await self.publish(changes, new=True, published_at=published_at, decided=True)
 

@@ -15,6 +15,7 @@ import pytest
 from cdi_stream.contract import DdmDecision, FlagChange, parse_incident_event
 from cdi_stream.engine import Engine, EngineConfig
 from cdi_stream.engine.core import IncidentLimitExceeded
+from cdi_stream.engine.state import CaseState
 from cdi_stream.rules.book import RuleBook
 from tests.engine.scenario import T0, Incident, Outcome, at, run
 
@@ -553,3 +554,74 @@ def test_ddm_decisions_do_not_use_up_the_event_limit(book: RuleBook) -> None:
     engine.apply(parse_incident_event(json.dumps(inc.events[2])))
     with pytest.raises(IncidentLimitExceeded, match="has 3 events"):
         engine.apply(parse_incident_event(json.dumps(Incident(tag="b").crime(3, "8N").events[0])))
+
+
+# -- found reviewing the fixes above ---------------------------------------------------
+
+
+def test_a_pending_deadline_fires_before_the_case_is_dropped(book: RuleBook) -> None:
+    """The deadline that keeps a case is evaluated at its wake-up, before the drop."""
+    short = Incident().reported(0).closed(1, "crime")
+    out = run(book, short.events, until=48, config=EngineConfig(retention=6 * 3600))
+    assert ("crime_not_recorded", "V1") in out.open()
+    later = Incident().reported(0).closed(1, "crime")
+    later.updated(
+        2,
+        disclosures=[
+            {
+                "disclosure_id": "D2",
+                "offence_code": "8N",
+                "victim_ref": "V2",
+                "disclosed_at": at(31 * DAY),
+            }
+        ],
+    )
+    assert ("crime_not_recorded", "V2") in run(book, later.events, until=33 * DAY).open()
+
+
+def test_a_cover_validly_cancelled_after_due_then_closed_as_no_crime_is_not_flagged(
+    book: RuleBook,
+) -> None:
+    """The usual way to close an incident whose crime was validly cancelled."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(2, "8N")
+        .cancelled(30, "C1", role="ddm", informed=True)
+        .closed(31, "non_crime")
+    )
+    out = run(book, inc.events, until=40)
+    assert out.final("crime_not_recorded") == [] and out.final("incorrect_cancellation") == []
+
+
+def test_a_cancellation_dated_before_its_crime_is_judged_by_the_recorded_class(
+    book: RuleBook,
+) -> None:
+    for cancelled_at in (5.5, 4):  # while the 8N stood; and before its record (skew)
+        inc = Incident().reported(0).crime(5, "8N")
+        inc.reclassified(6, "8N", "49", rationale="r").cancelled(
+            cancelled_at, "C1", role="officer", informed=True
+        )
+        (flag,) = run(book, inc.events, until=48).final("incorrect_cancellation")
+        assert "violence" in flag.explanation
+
+
+def test_decisions_are_bounded_and_kept_apart_from_events(book: RuleBook) -> None:
+    """Decisions neither use up the event bound nor escape a bound of their own; states
+    written when they were kept among the events load with them apart."""
+    engine = Engine(book, config=EngineConfig(max_events_per_incident=3))
+    flag = run(book, Incident().reported(0).events, engine=engine, until=30).one(
+        "crime_not_recorded"
+    )
+    for n in range(3):
+        engine.decide(_decision(flag.flag_id, 31 + n).model_copy(update={"decision_id": f"D{n}"}))
+    with pytest.raises(IncidentLimitExceeded, match="3 decisions"):
+        engine.decide(_decision(flag.flag_id, 40).model_copy(update={"decision_id": "D9"}))
+    case = engine.store.get("INC-1")
+    assert case is not None and case.decided == {"D0", "D1", "D2"}
+    old = case.to_dict()
+    old["seen"] = [*old["seen"], "decision:D0", "decision:D7"]
+    del old["decided"]
+    loaded = CaseState.from_dict(old)
+    assert loaded.seen == case.seen
+    assert loaded.decided == {"D0", "D7"}
