@@ -80,9 +80,9 @@ def _check_output(
     would empty the input before it is read, or overwrite the earlier output. ``-``
     means standard output where ``stdout`` allows it; elsewhere it is refused rather
     than written as a file named ``-``."""
-    if path is not None and str(path) == "-" and not stdout:
+    if _to_stdout(path) and not stdout:
         _fail(f"{option}: give a file name (- for standard output is not supported here)")
-    if path is None or str(path) == "-":
+    if path is None or _to_stdout(path):
         return
     if path.is_dir():
         _fail(f"{option}: {path} is a directory, not a file")
@@ -310,7 +310,7 @@ def report(
             sys.stdout.write(render_html(result))
         else:
             out.write_text(render_html(result), encoding="utf-8")
-        if json_out is not None and _to_stdout(json_out):
+        if _to_stdout(json_out):
             sys.stdout.write(result.to_json())
         elif json_out is not None:
             json_out.write_text(result.to_json(), encoding="utf-8")
@@ -667,8 +667,6 @@ def decide(
     ] = None,
 ) -> None:
     """Send a DDM decision on a flag to the decisions topic."""
-    from rich.text import Text
-
     from cdi_stream.broker import BrokerError
     from cdi_stream.ddm import DecisionError, publish_decision
 
@@ -687,10 +685,10 @@ def decide(
             ddm_ref=ddm,
         )
     except DecisionError as exc:
-        err.print(Text.assemble(("error", "red"), f" {exc}"), highlight=False)
+        _error(exc)
         raise typer.Exit(2) from exc
     except BrokerError as exc:
-        err.print(Text.assemble(("error", "red"), f" {exc}"), highlight=False)
+        _error(exc)
         raise typer.Exit(3) from exc
     typer.echo(decision.model_dump_json())
     err.print(

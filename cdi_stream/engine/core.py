@@ -40,11 +40,10 @@ from cdi_stream.engine.observe import EngineObserver
 from cdi_stream.engine.priority import NOT_RECORDED, priority
 from cdi_stream.engine.state import CaseState
 from cdi_stream.engine.store import CaseStore, MemoryStore
-from cdi_stream.engine.timeline import CaseView
+from cdi_stream.engine.timeline import INF, CaseView
 from cdi_stream.offences import OffenceTable, load_offences
 from cdi_stream.rules.book import RuleBook
 
-INF = float("inf")
 # A tuple, not ``A | B``: the union would be built anew on every event.
 _WITH_PARTIES = (IncidentReported, IncidentUpdated)
 
@@ -291,8 +290,6 @@ class Engine:
                 elif rule.id in found.resolved:
                     resolved.add(rule.id + "|" + row.subject)
         if not desired and not case.flags:  # nothing wanted, nothing to take back
-            if "flag_changes" not in self.stats:  # as adding no changes would leave it
-                self.stats["flag_changes"] = 0
             self._schedule(case, wakeups)
             return []
         changes = reconcile(

@@ -231,7 +231,7 @@ def _is_rape(
     """A rape disclosure, or a rape qualifier on the only victim or on a victim of a
     sexual offence (disclosed with contrary evidence or not)."""
     for d in recordable:
-        if d.offence_code.startswith("19"):
+        if _is_rape_code(d.offence_code):
             return True
     if not rape_q:
         return False
