@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -748,8 +748,16 @@ def main() -> None:
         help="the throughput worker's clock",
     )
     parser.add_argument("--bootstrap", help="use this broker instead of a local one")
-    args = parser.parse_args()
-    # A SIGTERM must unwind like Ctrl-C, so the worker subprocesses are stopped.
+    run_on_broker(run, parser.parse_args())
+
+
+def run_on_broker(
+    run: Callable[[argparse.Namespace, str, str], Coroutine[Any, Any, None]],
+    args: argparse.Namespace,
+) -> None:
+    """``run(args, bootstrap, broker name)`` on ``args.bootstrap`` or on a local broker
+    started for it and stopped after; SIGTERM unwinds like Ctrl-C, so the worker
+    subprocesses are stopped too."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     broker: LocalBroker | None = None
     try:

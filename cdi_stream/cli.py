@@ -764,6 +764,8 @@ def schemas_export(
     """Write JSON Schema for every input and output message."""
     from cdi_stream.schemas import export_schemas
 
+    if _to_stdout(directory):
+        _fail("--dir: give a directory name (- for standard output is not supported here)")
     if directory.exists() and not directory.is_dir():
         _fail(f"--dir: {directory} is a file, not a directory")
     try:

@@ -161,8 +161,12 @@ def _bounded(max_length: int, min_length: int = 0) -> StringConstraints:
 EventId = Annotated[str, _bounded(128, 1)]
 Ref = Annotated[str, _bounded(64, 1)]
 HoCode = Annotated[str, _bounded(16, 1)]
-LocalCode = Annotated[str, _bounded(64, 1)]
-Text = Annotated[str, _bounded(2000)]
+# Local codes are often typed by hand, and a description typed in place of a code is
+# still a valid event: the engine keeps it only as "free text". The bounds protect memory
+# and the message limit, not the format.
+LocalCode = Annotated[str, _bounded(2000, 1)]
+FreeText = Annotated[str, _bounded(20_000)]  # input narrative: only its presence is kept
+Text = Annotated[str, _bounded(2000)]  # output prose
 Qualifier = Annotated[str, _bounded(64, 1)]
 
 
@@ -350,7 +354,7 @@ class IncidentClosed(_Envelope):
     event_type: Literal["incident.closed"]
     closure_type: ClosureType
     closing_code: LocalCode
-    rationale: Text | None = None
+    rationale: FreeText | None = None
 
 
 class CrimeRecorded(_Envelope):
@@ -371,7 +375,7 @@ class CrimeReclassified(_Envelope):
     crime_id: Ref
     from_code: HoCode
     to_code: HoCode
-    rationale: Text | None = None
+    rationale: FreeText | None = None
     by_role: RecorderRole
 
 
@@ -384,8 +388,8 @@ class CrimeCancelled(_Envelope):
 
     event_type: Literal["crime.cancelled"]
     crime_id: Ref
-    reason: Annotated[str, _bounded(64)]
-    avi: Text | None = None
+    reason: Annotated[str, _bounded(2000)]
+    avi: FreeText | None = None
     authoriser_role: AuthoriserRole
     victim_informed: StrictBool | None = None
 
@@ -395,7 +399,7 @@ class N100Recorded(_Envelope):
 
     event_type: Literal["n100.recorded"]
     n100_id: Ref
-    rationale: Text | None = None
+    rationale: FreeText | None = None
 
 
 IncidentEvent = Annotated[
@@ -436,7 +440,7 @@ class DdmDecision(_Model):
     flag_id: Annotated[str, _bounded(128, 1)]
     incident_id: Ref
     decision: Decision
-    reason: Text
+    reason: FreeText
     decided_at: Timestamp
     ddm_ref: Ref
 

@@ -396,10 +396,11 @@ STRING_BOUNDS = [
     ("crime.recorded", "source", 64),
     ("crime.recorded", "crime_id", 64),
     ("crime.recorded", "offence_code", 16),
-    ("incident.closed", "closing_code", 64),
-    ("incident.closed", "rationale", 2000),
-    ("crime.cancelled", "reason", 64),
-    ("crime.cancelled", "avi", 2000),
+    ("incident.reported", "opening_code", 2000),
+    ("incident.closed", "closing_code", 2000),
+    ("incident.closed", "rationale", 20_000),
+    ("crime.cancelled", "reason", 2000),
+    ("crime.cancelled", "avi", 20_000),
 ]
 
 

@@ -405,7 +405,7 @@ NO_BROKER = load_settings(kafka_bootstrap_servers="127.0.0.1:9")
         ({"reason": "   "}, "give a reason"),
         ({"decision": "maybe"}, "decision"),
         ({"ddm_ref": ""}, "ddm_ref"),
-        ({"reason": "x" * 2001}, "reason"),
+        ({"reason": "x" * 20_001}, "reason"),
         ({"decided_at": datetime(2026, 11, 24, 9, 0)}, "decided_at"),
         ({"flag_id": ""}, "flag_id"),
         ({"incident_id": "I" * 65}, "incident_id"),

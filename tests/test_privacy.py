@@ -257,6 +257,28 @@ def test_a_cancellation_reason_written_as_a_sentence_never_reaches_flags_or_stat
     assert any("reason C6 is not one of C1-C5" in c.explanation for c in out), "codes are kept"
 
 
+def test_a_long_sentence_as_reason_or_closing_code_is_accepted_and_never_published(
+    book: RuleBook,
+) -> None:
+    """Regression: a reason or closing code over 64 characters failed validation, so the
+    event went to the dead letter topic and its finding was lost (the contract accepts
+    any reason; an invalid one is itself a finding)."""
+    sentence = "Officer spoke to John Smith who said the victim no longer supports it " * 4
+    incident = Incident().reported(0).crime(2).cancelled(30, sentence, role="officer")
+    events = incident.closed(40, "cri", rationale="x" * 5000).events
+    events[-1]["closing_code"] = sentence
+    engine = Engine(book)
+    changes: list[FlagChange] = []
+    for event in events:
+        changes.extend(engine.apply(parse_incident_event(json.dumps(event))))
+    assert engine.stats["events"] == len(events)
+    assert any("reason given as free text" in c.explanation for c in changes)
+    state = engine.store.get("INC-1")
+    assert state is not None
+    for text in (b"".join(c.to_json_bytes() for c in changes), json.dumps(state.to_dict())):
+        assert "John" not in str(text) and "supports" not in str(text)
+
+
 @pytest.mark.parametrize(
     ("closing_code", "shown"),
     [

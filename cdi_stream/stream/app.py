@@ -37,12 +37,13 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import faust
+from faust.types import TableT
 
 from cdi_stream.contract import (
     ContractError,
@@ -63,6 +64,14 @@ from cdi_stream.stream.transport import low_latency_app
 log = logging.getLogger(__name__)
 
 CASES_TABLE = "cases"
+# Topic options: keys and values stay bytes, so the shell sees exactly what was sent
+# (a message that does not parse must reach the dead letter topic unchanged).
+RAW_BYTES: Final[Mapping[str, Any]] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
 TICK_SECONDS = 0.2
 
 
@@ -335,22 +344,9 @@ class Shell:
         self.metrics.rules_reloads.labels("ok" if result.outcome == "reloaded" else "error").inc()
 
 
-def build_app(
-    settings: Settings, book: RuleBook, metrics: Metrics | None = None
-) -> tuple[faust.App, Shell]:
-    """A faust app wired to the engines; the caller runs it with a worker."""
-    app = low_latency_app(settings.fetch_wait_ms(), **settings.faust_settings())
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    incidents = app.topic(settings.topic_incidents, partitions=settings.partitions, **raw)
-    decisions = app.topic(settings.topic_decisions, partitions=settings.partitions, **raw)
-    review = app.topic(settings.topic_review, partitions=settings.partitions, **raw)
-    dlq = app.topic(settings.topic_dlq, partitions=settings.partitions, **raw)
-    table = app.Table(
+def cases_table(app: faust.App, settings: Settings) -> TableT[Any, Any]:
+    """The table of case states, one entry per incident, backed by its changelog."""
+    return app.Table(
         CASES_TABLE,
         default=None,
         partitions=settings.partitions,
@@ -358,6 +354,19 @@ def build_app(
         key_type=bytes,
         use_partitioner=True,
     )
+
+
+def build_app(
+    settings: Settings, book: RuleBook, metrics: Metrics | None = None
+) -> tuple[faust.App, Shell]:
+    """A faust app wired to the engines; the caller runs it with a worker."""
+    app = low_latency_app(settings.fetch_wait_ms(), **settings.faust_settings())
+    raw = RAW_BYTES
+    incidents = app.topic(settings.topic_incidents, partitions=settings.partitions, **raw)
+    decisions = app.topic(settings.topic_decisions, partitions=settings.partitions, **raw)
+    review = app.topic(settings.topic_review, partitions=settings.partitions, **raw)
+    dlq = app.topic(settings.topic_dlq, partitions=settings.partitions, **raw)
+    table = cases_table(app, settings)
     store = TableStore(table, settings.partitions)
     shell = Shell(settings, book, store, metrics or Metrics())
     shell.metrics.cases_held = shell.store.held

@@ -79,6 +79,9 @@ def test_simulator_is_optional_and_publishes() -> None:
     assert simulator["profiles"] == ["simulator"]
     assert simulator["command"][:2] == ["simulate", "--publish"]
     assert simulator["image"] == services()["worker-1"]["image"]
+    # Regression: without it the simulator expected 8 partitions and refused to publish
+    # to topics created with another CDI_PARTITIONS.
+    assert simulator["environment"]["CDI_PARTITIONS"] == "${CDI_PARTITIONS:-8}"
 
 
 def test_prometheus_scrapes_every_worker_and_loads_the_rules() -> None:

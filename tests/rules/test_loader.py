@@ -362,3 +362,19 @@ def test_an_overlapping_stray_copy_is_named(tmp_path: Path) -> None:
     (target / "extra copy.yaml").write_text(GOOD)
     found = problems(target)
     assert any(f"overlap with the version in {target / 'extra copy.yaml'}" in p for p in found)
+
+
+def test_the_readme_example_rule_is_the_shipped_rule() -> None:
+    """Regression: the README showed a warning rule that the shipped file had changed."""
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\nid: NCRS-24H-WARN\n", 1)[1].split("```", 1)[0]
+    shown = yaml.safe_load("id: NCRS-24H-WARN\n" + block)
+    shipped = next(
+        doc
+        for path in sorted(RULES.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and doc.get("id") == shown["id"]
+    )
+    assert {key: shipped[key] for key in shown} == shown
