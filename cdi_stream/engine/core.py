@@ -129,7 +129,14 @@ class Engine:
                     f"is {self.config.max_parties_per_incident}"
                 )
         out = self.advance_to(t, inclusive=False) if self.now is None or t > self.now else []
-        case = self.store.get(event.incident_id) or CaseState(event.incident_id)
+        stored = self.store.get(event.incident_id)
+        if stored is not None and case is None and self._drop_time(stored) < t:
+            # Dated after the old case's drop time, which event time has passed without
+            # its wake-up firing yet (it fires on the next advance): drop it now, so the
+            # event starts a new case whatever order the events arrived in.
+            self._drop(stored)
+            stored = None
+        case = stored or CaseState(event.incident_id)
         self.stats["events"] += 1
         self.stats[_event_stat(event.event_type)] += 1
         self._count_unknown_codes(event)
@@ -153,10 +160,7 @@ class Engine:
                 continue
             case.wakeup = None
             if at >= self._drop_time(case):
-                self.store.delete(incident_id)
-                self.stats["incidents_dropped"] += 1
-                if self.observer is not None:
-                    self.observer.dropped(incident_id)
+                self._drop(case)
                 continue
             out.extend(self._evaluate(case, Moment(at, True)))
             self.store.put(case)
@@ -200,6 +204,13 @@ class Engine:
             out.append(message_for(record, self._emitted_at(now)))
         self.store.put(case)
         return out
+
+    def _drop(self, case: CaseState) -> None:
+        self.store.delete(case.incident_id)
+        self.deadlines.schedule(case.incident_id, None)
+        self.stats["incidents_dropped"] += 1
+        if self.observer is not None:
+            self.observer.dropped(case.incident_id)
 
     def is_duplicate(self, event: IncidentEvent) -> bool:
         """Whether the event was already applied: a worker reprocessing after a crash."""
@@ -245,19 +256,30 @@ class Engine:
         report = case.report
         edition = self.book.edition_for(report.reported_at) if report is not None else None
         if report is None or edition is None:
+            changes: list[FlagChange] = []
             if report is not None:
+                # Reported before every edition (a corrected reported_at, say): no rule
+                # applies, so nothing raised under an earlier report may stand.
                 self.stats["no_edition"] += 1
+                case.deadlines.clear()
+                changes = reconcile(
+                    case, "", {}, set(), self._raise_status, at.now, self._emitted_at(at.now)
+                )
+                self.stats["flag_changes"] += len(changes)
             self._schedule(case, [])
-            return []
+            return changes
         view = CaseView(case, self.offences)
         facts = case_facts(view, edition, self.book.conduct_codes, self.config, at)
         desired: dict[str, Desired] = {}
         resolved: set[str] = set()
         qualifiers = case.qualifiers
         wakeups = facts.wakeups
+        deadlines = case.deadlines
+        tracked = 0
         for row in facts.rows:
             if row.scope == "subject":
                 self._track_deadline(case, row, at)
+                tracked += row.subject in deadlines
             rules = edition.by_scope.get(row.scope)
             if not rules:
                 continue
@@ -289,6 +311,12 @@ class Engine:
                     desired[key] = Desired(rule, row, details, level)
                 elif rule.id in found.resolved:
                     resolved.add(rule.id + "|" + row.subject)
+        if len(deadlines) > tracked:
+            # A subject gone from the facts (its disclosure moved to another victim, say)
+            # has no deadline left; nothing else would ever remove it.
+            live = {row.subject for row in facts.rows if row.scope == "subject"}
+            for subject in [s for s in deadlines if s not in live]:
+                del deadlines[subject]
         if not desired and not case.flags:  # nothing wanted, nothing to take back
             self._schedule(case, wakeups)
             return []

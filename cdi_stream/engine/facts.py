@@ -262,7 +262,10 @@ def _subject(
     assert report is not None
     reported_at = report.reported_at
     recordable = bool(recordable_discs) or (rape and not discs)
-    first = _first_disclosed(recordable_discs, reported_at)
+    if rape:
+        first = _first_disclosed(_rape_disclosures(view.offences, recordable_discs), reported_at)
+    else:
+        first = _first_disclosed(recordable_discs, reported_at)
     start = first if first > reported_at else reported_at
     w1, w2 = start + cfg.first_warning, start + cfg.second_warning
     due = start + cfg.deadline
@@ -291,14 +294,21 @@ def _subject(
         ):
             late_at = r1
 
-    gap_due, gap_now, missing = False, False, ""
+    gap = _NO_CONDUCT_GAP
     if edition.doc.conduct_in_addition and victim_ref is not None and not rape:
-        gap_due, gap_now, missing = _conduct_gap(
-            view, conduct_codes, victim_ref, recordable_discs, cover, due, at
+        gap = _conduct_gap(
+            view, conduct_codes, victim_ref, recordable_discs, cover, due, cfg.deadline, at
         )
+        if gap.pending is not None:
+            out.wakeups.append(gap.pending)
+    gap_due, gap_now = gap.at_due, gap.now
 
     discharged = recordable and discharges(view.closure_at(now), rape)
     phase, pending = _clock(at, w1, w2, due) if recordable else ("pending", ())
+    if recordable and first > now and view.closures:
+        # A clock starting later (a disclosure dated ahead) under a closure already in
+        # force: a "no crime" closure breaches at the start, not at the first warning.
+        out.wakeups.append(first)
     fact: Fact = {
         "scope": "subject",
         "subject_kind": "victim" if victim_ref is not None else "state",
@@ -342,7 +352,7 @@ def _subject(
         now,
         breach_at,
         late_at,
-        missing,
+        gap,
         discharged,
     )
     return FactRow(
@@ -370,7 +380,7 @@ def _subject_details(
     now: float,
     breach_at: float | None,
     late_at: float | None,
-    missing: str,
+    gap: ConductGap,
     discharged: bool,
 ) -> Details:
     """What a flag on a subject carries, from what its fact was computed from;
@@ -398,7 +408,8 @@ def _subject_details(
         "closure_type": closure_at_breach.closure_type if closure_at_breach else "none",
         "late_at": late_at if late_at is not None else now,
         "hours_late": _hours((late_at - due) if late_at is not None else 0.0),
-        "missing_code": missing,
+        "missing_code": gap.missing,
+        "missing_due_at": gap.due_at if gap.missing else due,
         "recorded_codes": ", ".join(standing_codes) or "none",
     }
     evidence = {report.event_id, *(d.event_id for d in discs)}
@@ -414,8 +425,21 @@ def _subject_details(
         context=context,
         evidence=tuple(sorted(evidence)),
         crime_ids=tuple(sorted(c.crime.crime_id for c in relevant)),
-        priority_codes=tuple(c for c in (principal, missing) if c),
+        priority_codes=tuple(c for c in (principal, gap.missing) if c),
     )
+
+
+def _rape_disclosures(
+    offences: OffenceTable, recordable: list[DisclosureVersion]
+) -> list[DisclosureVersion]:
+    """The disclosures that make a victim a rape subject, whose clock they start: a rape
+    disclosed after another offence owes its rape record 24 hours from its own
+    disclosure, not from the first one's. Under the ``rape`` qualifier, the victim's
+    sexual-offence disclosures (or, for the only victim, all of them)."""
+    codes = [d for d in recordable if _is_rape_code(d.offence_code)]
+    if codes:
+        return codes
+    return [d for d in recordable if offences.family(d.offence_code) == "sexual"] or recordable
 
 
 def _first_disclosed(recordable: list[DisclosureVersion], default: float) -> float:
@@ -565,6 +589,20 @@ def _is_rape_code(code: str) -> bool:
     return code.startswith("19")
 
 
+@dataclass(slots=True)
+class ConductGap:
+    """Conduct edition: which of a victim's two required crimes is missing."""
+
+    at_due: bool  # at its deadline (or nothing at all was recorded by due_at)
+    now: bool
+    missing: str  # the missing code, now or else at its deadline
+    due_at: float  # the deadline of the missing one
+    pending: float | None  # a later deadline of one of them, still ahead
+
+
+_NO_CONDUCT_GAP = ConductGap(False, False, "", 0.0, None)
+
+
 def _conduct_gap(
     view: CaseView,
     conduct_codes: frozenset[str],
@@ -572,36 +610,56 @@ def _conduct_gap(
     discs: list[DisclosureVersion],
     cover: Cover,
     due: float,
+    deadline: float,
     at: Moment,
-) -> tuple[bool, bool, str]:
+) -> ConductGap:
     """Conduct edition: a victim with a conduct crime and another offence disclosed
-    needs both recorded; which one is missing, at due_at and now."""
+    needs both recorded, each by its own deadline: one disclosed after the other
+    starts its own 24 hours (never earlier than the victim's due_at)."""
     offences = view.offences
-    conduct = [d.offence_code for d in discs if d.offence_code in conduct_codes]
-    other = [d.offence_code for d in discs if d.offence_code not in conduct_codes]
-    other = [c for c in other if c in offences]
-    if not conduct or not other:
-        return False, False, ""
+    conduct_discs = [d for d in discs if d.offence_code in conduct_codes]
+    other_discs = [
+        d for d in discs if d.offence_code not in conduct_codes and d.offence_code in offences
+    ]
+    if not conduct_discs or not other_discs:
+        return _NO_CONDUCT_GAP
+    conduct = [d.offence_code for d in conduct_discs]
+    other = [d.offence_code for d in other_discs]
+    conduct_due = max(due, _first_disclosed(conduct_discs, due) + deadline)
+    other_due = max(due, _first_disclosed(other_discs, due) + deadline)
     mine = view.crimes_of(victim_ref)
 
-    def missing_at(t: float) -> str:
+    def missing_at(t: float, need_conduct: bool, need_other: bool) -> str:
         if not cover.at(t):
             return ""
         has_conduct = any(c.standing(t) and c.code_at(t) in conduct_codes for c in mine)
         has_other = any(c.standing(t) and c.code_at(t) not in conduct_codes for c in mine)
-        if has_conduct and not has_other:
+        if need_other and has_conduct and not has_other:
             return offences.most_serious(other) or ""
-        if has_other and not has_conduct:
+        if need_conduct and has_other and not has_conduct:
             return offences.most_serious(conduct) or sorted(conduct)[0]
         return ""
 
     # Nothing recorded at due_at is both missing: recorded late, one of them may still be.
-    at_due, gap_at_due = "", False
-    if at.passed(due) and not discharges(view.closure_at(due), False):
-        at_due = missing_at(due)
-        gap_at_due = bool(at_due) or not cover.at(due)
-    now = missing_at(at.now)
-    return gap_at_due, bool(now), now or at_due
+    gap_at_due = (
+        at.passed(due) and not cover.at(due) and not discharges(view.closure_at(due), False)
+    )
+    at_due, gap_due_at = "", due
+    checks = (
+        [(due, True, True)]
+        if conduct_due == other_due
+        else sorted([(conduct_due, True, False), (other_due, False, True)])
+    )
+    for t, need_conduct, need_other in checks:
+        if at.passed(t) and not discharges(view.closure_at(t), False):
+            at_due = missing_at(t, need_conduct, need_other)
+            if at_due:
+                gap_at_due, gap_due_at = True, t
+                break
+    now = missing_at(at.now, True, True)
+    later = max(conduct_due, other_due)
+    pending = later if later > due and not at.passed(later) else None
+    return ConductGap(gap_at_due, bool(now), now or at_due, gap_due_at, pending)
 
 
 def _victim(

@@ -114,6 +114,7 @@ CONTEXT: dict[Scope, tuple[str, ...]] = {
         "late_at",
         "hours_late",
         "missing_code",
+        "missing_due_at",
         "recorded_codes",
     ),
     "victim": (
@@ -159,6 +160,7 @@ TIME_CONTEXT = frozenset(
         "warn_at",
         "breach_at",
         "late_at",
+        "missing_due_at",
         "since",
         "at",
     }

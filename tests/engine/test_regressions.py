@@ -625,3 +625,135 @@ def test_decisions_are_bounded_and_kept_apart_from_events(book: RuleBook) -> Non
     loaded = CaseState.from_dict(old)
     assert loaded.seen == case.seen
     assert loaded.decided == {"D0", "D7"}
+
+
+# -- a subject gone from the facts keeps no deadline ---------------------------------
+
+
+def test_a_disclosure_moved_to_another_victim_leaves_no_deadline_behind(book: RuleBook) -> None:
+    """The old victim's deadline stayed in the case for good, so the metrics showed an
+    open deadline long past due (and the stuck-timer alert fired)."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")], victims=[])
+        .updated(1, disclosures=[{"disclosure_id": "D1", "offence_code": "8N", "victim_ref": "V2"}])
+        .crime(2, "8N", victim="V2")
+    )
+    engine = Engine(book)
+    out = run(book, inc.events, until=30 * 24, engine=engine)
+    assert out.open() == []
+    case = engine.store.get("INC-1")
+    assert case is not None and case.deadlines == {}
+    moved_back = Incident().reported(0, disclosures=[("8N", "V1")], victims=[]).events
+    engine = Engine(book)
+    run(book, moved_back, engine=engine)
+    case = engine.store.get("INC-1")
+    assert case is not None and list(case.deadlines) == ["victim:V1"], "a live one stays"
+
+
+# -- an event dated after the drop, arriving once time has passed it ------------------
+
+
+def test_an_event_dated_after_the_drop_starts_a_new_case_in_any_arrival_order(
+    book: RuleBook,
+) -> None:
+    """With event time already past the old case's drop time (another incident's event
+    moved it) but the drop's wake-up not yet fired, the event merged into the old case."""
+    other = Incident("INC-B").reported(41 * 24, disclosures=[]).events
+    crime_only = Incident("INC-A", tag="a").crime(0, "8N").events  # never reported: 30 days
+    report = Incident("INC-A", tag="b").reported(36 * 24).events
+    first = run(book, other + crime_only + report, until=40 * 24)
+    second = run(book, crime_only + other + report, until=40 * 24)
+    assert first.open() == second.open() == [("crime_not_recorded", "V1")]
+
+
+# -- a clock starting later under a closure in force ----------------------------------
+
+
+def test_a_clock_starting_later_under_a_no_crime_closure_breaches_at_its_start(
+    book: RuleBook,
+) -> None:
+    """Nothing woke the case at the clock's start, so the breach waited for the first
+    warning (12 hours later) or the next event."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[])
+        .closed(1, "non_crime")
+        .updated(
+            2,
+            disclosures=[
+                {
+                    "disclosure_id": "D1",
+                    "offence_code": "8N",
+                    "victim_ref": "V1",
+                    "disclosed_at": at(4),
+                }
+            ],
+        )
+    )
+    out = run(book, inc.events, until=5)
+    assert out.open() == [("crime_not_recorded", "V1")]
+    assert out.one("crime_not_recorded").event_time == T0 + dt.timedelta(hours=4)
+
+
+# -- a report corrected to before every edition ---------------------------------------
+
+
+def test_flags_raised_under_an_edition_are_withdrawn_when_none_applies(book: RuleBook) -> None:
+    """The engine returned early when no edition applied, so flags raised under the
+    first report stood for good, or not, depending on arrival order."""
+    inc = Incident().reported(0).events
+    resent = dict(inc[0], event_id="INC-1-resent", occurred_at=at(30))
+    resent["reported_at"] = "1999-06-01T00:00:00Z"
+    late = run(book, [*inc, resent], until=60)
+    early = run(book, [inc[0], dict(resent, occurred_at=at(1))], until=60)
+    assert late.open() == early.open() == []
+    assert late.history("crime_not_recorded") == [(1, "open"), (2, "withdrawn")]
+
+
+# -- an offence disclosed later owes its own record 24 hours from its disclosure ------
+
+
+def test_a_rape_disclosed_after_another_offence_gets_its_own_deadline(book: RuleBook) -> None:
+    """The rape was judged against the first offence's deadline: a P1 flag dated before
+    the rape was disclosed, and an in-time rape record counted as late."""
+    disclosure = {"disclosure_id": "D2", "offence_code": "19C", "victim_ref": "V1"}
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("105A", "V1")])
+        .crime(1, "105A")
+        .updated(30, disclosures=[disclosure])
+    )
+    recorded = run(book, [*inc.events, *Incident(tag="r").crime(31, "19C", crime_id="C2").events])
+    assert recorded.final("rape_not_resolved") == recorded.final("late_recording") == []
+    unrecorded = run(book, inc.events, until=53)
+    assert unrecorded.final("rape_not_resolved") == []
+    unrecorded = run(book, inc.events, until=54)
+    assert unrecorded.one("rape_not_resolved").event_time == T0 + dt.timedelta(hours=54)
+
+
+def test_a_conduct_crime_disclosed_later_gets_its_own_deadline(book: RuleBook) -> None:
+    """The conduct crime was judged against the first offence's deadline, so it was
+    flagged missing the moment it was disclosed, after that deadline."""
+    disclosure = {"disclosure_id": "D2", "offence_code": "8L", "victim_ref": "V1"}
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(1, "8N")
+        .updated(30, disclosures=[disclosure])
+    )
+    assert run(book, inc.events, until=53, start=CONDUCT_EDITION).open() == []
+    out = run(book, inc.events, until=54, start=CONDUCT_EDITION)
+    flag = out.one("additional_crime_not_recorded")
+    assert flag.event_time == CONDUCT_EDITION + dt.timedelta(hours=54)
+    assert flag.expected == {"offence_code": "8L"}
+    assert "by 2021-06-03 15:00 UTC" in flag.explanation
+    both = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1"), ("8L", "V1")])
+        .crime(1, "8N")
+    )
+    near = run(book, both.events, until=24, start=CONDUCT_EDITION)
+    assert near.one("additional_crime_not_recorded").event_time == CONDUCT_EDITION + dt.timedelta(
+        hours=24
+    ), "disclosed together, both are due at the first deadline"
