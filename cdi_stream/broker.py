@@ -238,9 +238,13 @@ class LocalBroker:
         host: str = "127.0.0.1",
         *,
         binary: str | os.PathLike[str] | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self._port = port
+        # Clients are told to connect here (a TLS proxy in front, say) instead of to
+        # the broker's own port.
+        self._advertised_port = advertised_port
         self._binary = os.fspath(binary) if binary is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_dir = Path(tempfile.mkdtemp(prefix="cdi-broker-"))
@@ -270,13 +274,14 @@ class LocalBroker:
     def command(self) -> list[str]:
         """The broker's command line, for logs and for reproducing a run by hand."""
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self._advertised_port or self.port}"
         return [
             self._binary or _resolve_binary(),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -427,19 +432,24 @@ class _PortTaken(Exception):
 # --------------------------------------------------------------------------- topics
 
 
-def _admin(bootstrap: str, timeout: float) -> Any:
+def _admin(bootstrap: str, timeout: float, client_config: Mapping[str, Any] | None) -> Any:
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
         return KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="cdi-stream-admin",
-            request_timeout_ms=int(timeout * 1000),
-            bootstrap_timeout_ms=int(timeout * 1000),
+            **{
+                **(client_config or {}),
+                "bootstrap_servers": bootstrap,
+                "client_id": "cdi-stream-admin",
+                "request_timeout_ms": int(timeout * 1000),
+                "bootstrap_timeout_ms": int(timeout * 1000),
+            }
         )
     except KafkaError as exc:
-        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc!r}") from exc
+        protocol = (client_config or {}).get("security_protocol", "PLAINTEXT")
+        how = "" if protocol == "PLAINTEXT" else f" over {protocol} (is that what it speaks?)"
+        raise BrokerError(f"cannot reach the broker at {bootstrap}{how}: {exc!r}") from exc
 
 
 def create_topics(
@@ -449,8 +459,13 @@ def create_topics(
     config: Mapping[str, Mapping[str, str]] | None = None,
     *,
     timeout: float = 10.0,
+    client_config: Mapping[str, Any] | None = None,
 ) -> None:
     """Make sure every topic exists with exactly the given partition count.
+
+    ``client_config`` is kafka-python client configuration (security protocol, SASL,
+    TLS files: ``Settings.kafka_python_config("admin")``); without it the admin client
+    connects in plain text.
 
     Missing topics are created with ``replication`` and their entry in ``config``.
     Existing topics are checked by partition count only: their configuration cannot
@@ -474,7 +489,7 @@ def create_topics(
 
     from kafka.errors import KafkaError
 
-    admin = _admin(bootstrap, timeout)
+    admin = _admin(bootstrap, timeout, client_config)
     try:
         existing = set(admin.list_topics())
         missing = [name for name in topics if name not in existing]

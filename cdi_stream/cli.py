@@ -546,7 +546,10 @@ def _publish(
     # would pick its own partition count, and the worker would then refuse the topic.
     try:
         create_topics(
-            servers, {topic: settings.partitions}, replication=settings.replication_factor
+            servers,
+            {topic: settings.partitions},
+            replication=settings.replication_factor,
+            client_config=settings.kafka_python_config("admin"),
         )
     except BrokerError as exc:
         _error(exc)
@@ -584,14 +587,19 @@ def worker(
 ) -> None:
     """Run a streaming worker (configuration from CDI_* variables; see `config`)."""
     from cdi_stream.broker import BrokerError
-    from cdi_stream.stream.worker import DataDirInUse, MetricsPortInUse, run_worker
+    from cdi_stream.stream.worker import (
+        DataDirInUse,
+        DataDirUnusable,
+        MetricsPortInUse,
+        run_worker,
+    )
 
     if loglevel.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"one of {', '.join(LOG_LEVELS)}", param_hint="--loglevel")
     settings = _settings()
     try:
         run_worker(settings, loglevel=loglevel.lower())
-    except (BrokerError, RulesError, MetricsPortInUse, DataDirInUse) as exc:
+    except (BrokerError, RulesError, MetricsPortInUse, DataDirInUse, DataDirUnusable) as exc:
         if isinstance(exc, RuleValidationError):
             for problem in exc.problems:
                 _error(problem)

@@ -210,6 +210,7 @@ DeadLetterKind = Literal[
     "engine_error",
     "future_event",
     "wrong_partition",
+    "wrong_key",
 ]
 
 KNOWN_QUALIFIERS: Final = frozenset(
@@ -571,10 +572,8 @@ class DeadLetter(_Output):
         if key is not None and key_cut:
             key = key[:_MAX_DEAD_LETTER_KEY]  # keys are short; a huge one is noise
         # No letter holds more than this many value bytes, whatever the encoding.
-        end = min(len(value), DEAD_LETTER_MAX_BYTES)
-        while 0 < end < len(value) and value[end] & 0xC0 == 0x80:
-            end -= 1  # between UTF-8 characters, so UTF-8 text stays text
-        kept = value[:end]
+        # Between UTF-8 characters, so UTF-8 text stays text.
+        kept = value[: _char_boundary(value, min(len(value), DEAD_LETTER_MAX_BYTES))]
 
         def build(part: bytes) -> DeadLetter:
             encoding, key_text, value_text = _dead_letter_text(key, part)
@@ -602,8 +601,8 @@ class DeadLetter(_Output):
             # with a little to spare; UTF-8 text is cut between characters.
             cost = max(1.0, (size - base) / len(kept))
             end = max(0, len(kept) - int((size - DEAD_LETTER_MAX_BYTES) / cost) - 64)
-            while 0 < end < len(kept) and letter.encoding == "utf-8" and kept[end] & 0xC0 == 0x80:
-                end -= 1
+            if letter.encoding == "utf-8":
+                end = _char_boundary(kept, end)
             kept = kept[:end]
             letter = build(kept)
             size = len(letter.to_json_bytes())
@@ -616,6 +615,18 @@ class DeadLetter(_Output):
     def raw_key(self) -> bytes | None:
         """The original key bytes, if there was a key."""
         return None if self.key is None else _decode(self.key, self.encoding)
+
+
+def _char_boundary(data: bytes, end: int) -> int:
+    """``end``, moved back to the start of the UTF-8 character it falls in. A character
+    has at most three continuation bytes: a longer run is not UTF-8 (binary data), and
+    ``end`` stays where it is instead of backing off over the whole run."""
+    if end <= 0 or end >= len(data):
+        return end
+    for at in range(end, max(end - 4, -1), -1):
+        if data[at] & 0xC0 != 0x80:
+            return at
+    return end
 
 
 def _dead_letter_text(

@@ -78,7 +78,8 @@ class Metrics:
         self._wall = wall_clock
         self._lock = threading.Lock()
         # Open flags by incident, so an incident's flags leave with its state.
-        self._open_flags: dict[str, dict[str, tuple[str, str]]] = {}
+        # incident -> flag id -> (finding, priority, event time of the open revision)
+        self._open_flags: dict[str, dict[str, tuple[str, str, float]]] = {}
         self._deadlines: dict[str, tuple[float, ...]] = {}
         self._watermarks: dict[int, float] = {}
         self.cases_held: Callable[[], int] | None = None
@@ -90,6 +91,12 @@ class Metrics:
             "cdi_events_consumed",
             "Incident events and DDM decisions consumed and accepted, by event type.",
             ["event_type"],
+            registry=reg,
+        )
+        self.duplicates = Counter(
+            "cdi_duplicate_events",
+            "Incident events ignored because their event_id was already applied: "
+            "redeliveries after a restart, or a producer reusing an id (its content unread).",
             registry=reg,
         )
         self.dead_letters = Counter(
@@ -209,6 +216,9 @@ class Metrics:
     def consumed(self, event_type: str) -> None:
         self.events.labels(event_type).inc()
 
+    def duplicate(self) -> None:
+        self.duplicates.inc()
+
     def dead_letter(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()
 
@@ -223,8 +233,16 @@ class Metrics:
                 self.flag_changes.labels(change.finding, change.status, change.priority).inc()
                 flags = self._open_flags.setdefault(change.incident_id, {})
                 if change.status == "open":
-                    flags[change.flag_id] = (change.finding, change.priority)
-                    if change.finding == "deadline_warning" and not decided:
+                    at = change.event_time.timestamp()
+                    before = flags.get(change.flag_id)
+                    flags[change.flag_id] = (change.finding, change.priority, at)
+                    # A warning is given when raised and when its moment moves (12 h to
+                    # 20 h); a revision that only corrects it gives none.
+                    if (
+                        change.finding == "deadline_warning"
+                        and not decided
+                        and (before is None or before[2] != at)
+                    ):
                         self.warnings.inc()
                 else:
                     flags.pop(change.flag_id, None)
@@ -252,10 +270,14 @@ class Metrics:
         partitions: Collection[int],
     ) -> None:
         """After a recovery: the current state of the partitions now owned, and no other."""
-        flags: dict[str, dict[str, tuple[str, str]]] = {}
+        flags: dict[str, dict[str, tuple[str, str, float]]] = {}
         for c in open_flags:
             if c.status == "open":
-                flags.setdefault(c.incident_id, {})[c.flag_id] = (c.finding, c.priority)
+                flags.setdefault(c.incident_id, {})[c.flag_id] = (
+                    c.finding,
+                    c.priority,
+                    c.event_time.timestamp(),
+                )
         dues = {incident_id: tuple(d) for incident_id, d in deadlines if d}
         with self._lock:
             self._open_flags = flags
@@ -287,7 +309,8 @@ class Metrics:
         with self._lock:
             by_label: dict[tuple[str, str], int] = {}
             for flags in self._open_flags.values():
-                for label in flags.values():
+                for finding, priority, _ in flags.values():
+                    label = (finding, priority)
                     by_label[label] = by_label.get(label, 0) + 1
             # The engine closes a deadline when it passes (it wakes the case at its due
             # time), so every due time held here is still open.

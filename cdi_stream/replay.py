@@ -102,6 +102,8 @@ def replay(
         if metrics is not None:
             metrics.consumed(event.event_type)
     summary.last_event_at = engine.now
+    if metrics is not None and summary.duplicates:
+        metrics.duplicates.inc(summary.duplicates)
     if until is not None:
         emit(engine.advance_to(until.timestamp(), inclusive=True))
     elif engine.now is not None:

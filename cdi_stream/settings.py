@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cdi_stream.engine.config import DAY, HOUR, EngineConfig
 
 __all__ = [
+    "CASES_TABLE",
     "ENV_PREFIX",
     "LOCAL_FAUST_SETTINGS",
     "LOCAL_KAFKA_CONSUMER_SETTINGS",
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 ENV_PREFIX: Final = "CDI_"
+CASES_TABLE: Final = "cases"  # the faust table of case states
 
 Profile = Literal["production", "local"]
 Clock = Literal["hybrid", "event"]
@@ -285,8 +287,23 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         self._check_warnings()
+        self._check_topics()
         self._check_security()
         return self
+
+    def _check_topics(self) -> None:
+        """Two roles on one topic loop or mix messages: dead letters read back as
+        input (each one dead-lettered again, for ever), or flags read as decisions."""
+        seen: dict[str, str] = {}
+        roles = ("topic_incidents", "topic_decisions", "topic_review", "topic_dlq")
+        for field in roles:
+            name = getattr(self, field)
+            if name in seen:
+                raise _problem(field, f"is {name!r}, the same topic as {env_name(seen[name])}")
+            seen[name] = field
+        changelog = self.changelog_topic
+        if changelog in seen:
+            raise _problem(seen[changelog], f"is {changelog!r}, the cases table's changelog topic")
 
     def _check_warnings(self) -> None:
         order = ("first_warning_hours", "second_warning_hours", "deadline_hours")
@@ -330,6 +347,27 @@ class Settings(BaseSettings):
             path: Path | None = getattr(self, field)
             if path is not None and not path.is_file():
                 raise _problem(field, f"no such file: {path}")
+        # Loaded now, as the worker will load them: a file that is there but is not
+        # PEM (or a key that does not match its certificate) is a settings problem, not
+        # a traceback once the worker has started.
+        try:
+            context = ssl.create_default_context(
+                purpose=ssl.Purpose.SERVER_AUTH,
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise _problem("ssl_cafile", f"cannot be loaded as PEM certificates: {exc}") from None
+        if self.ssl_certfile is not None:
+            try:
+                context.load_cert_chain(
+                    str(self.ssl_certfile),
+                    keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                raise _problem(
+                    "ssl_certfile",
+                    f"cannot be loaded with its key ({env_name('ssl_keyfile')}) as PEM: {exc}",
+                ) from None
 
     # Derived configuration ---------------------------------------------------------------
 
@@ -342,6 +380,11 @@ class Settings(BaseSettings):
     def topics(self) -> list[str]:
         """Every topic the service reads or writes, to create them before faust starts."""
         return [self.topic_incidents, self.topic_decisions, self.topic_review, self.topic_dlq]
+
+    @property
+    def changelog_topic(self) -> str:
+        """faust's name for the cases table's changelog (created before the app starts)."""
+        return f"{self.consumer_group}-{CASES_TABLE}-changelog"
 
     def fetch_wait_ms(self) -> int:
         if self.fetch_max_wait_ms is not None:

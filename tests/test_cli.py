@@ -497,3 +497,17 @@ def test_a_dash_where_standard_output_is_not_supported_is_refused(
     assert result.exit_code == 2
     assert f"{option}: give a " in result.stderr and "not supported here" in result.stderr
     assert not (ROOT / "-").exists()
+
+
+def test_a_data_directory_that_cannot_be_made_is_a_start_up_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: faust failed with a FileExistsError traceback (exit 1) after the
+    topics were set up; now the worker stops first, with exit 2, naming the setting."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("CDI_DATA_DIR", str(blocker / "data"))
+    monkeypatch.setenv("CDI_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # never reached
+    result = runner.invoke(app, ["worker"])
+    assert result.exit_code == 2
+    assert "cannot use" in result.stderr and "CDI_DATA_DIR" in result.stderr

@@ -618,6 +618,8 @@ def dead_letter_of(value: bytes, key: bytes = b"INC-1") -> DeadLetter:
         (b"\xff" * (13 << 20), False),  # far beyond any letter, even as the first try
         ("é".encode() * (9 << 20), False),  # 18 MiB of two-byte characters
         (b"a" * 899_000, True),
+        # Regression: a run of continuation bytes was backed off whole, keeping nothing.
+        (b"\x80" * 950_000, False),
     ],
 )
 def test_a_dead_letter_always_fits_a_kafka_record(value: bytes, whole: bool) -> None:
@@ -635,6 +637,8 @@ def test_a_dead_letter_keeps_as_much_as_fits() -> None:
     value = b"a" * 905_000  # a few kilobytes too many
     letter = dead_letter_of(value)
     assert letter.truncated and len(letter.raw_value()) > 890_000
+    binary = dead_letter_of(b"\x80" * 950_000)  # base64: three quarters of the room
+    assert binary.encoding == "base64" and len(binary.raw_value()) > 600_000
     text = "é".encode() * 460_000  # cut between characters: still UTF-8, not base64
     cut = dead_letter_of(text)
     assert cut.encoding == "utf-8" and cut.truncated

@@ -208,3 +208,39 @@ def test_flags_of_a_dropped_incident_leave_the_open_flags_gauge(book: RuleBook) 
     }
     assert "crime_not_recorded" not in opened, "INC-1 was dropped 30 days after closing"
     assert sample(metrics, "cdi_open_deadlines") == 1  # INC-2's
+
+
+def test_a_corrected_warning_is_not_counted_as_another_warning(book: RuleBook) -> None:
+    """Regression: every open revision of a warning counted as a warning given, so a
+    disclosure corrected three times after the 12-hour warning counted four."""
+    import datetime as dt
+    import io
+
+    from tests.engine.scenario import T0, Incident
+
+    incident = Incident().reported(0, disclosures=[("58A", "V1")])
+    for hours, code in ((13, "8N"), (14, "105A"), (15, "8N")):
+        disclosure = {"disclosure_id": "D1", "offence_code": code, "victim_ref": "V1"}
+        incident.updated(hours, disclosures=[disclosure])
+    metrics, out = Metrics(), io.BytesIO()
+    lines = [json.dumps(e).encode() for e in incident.events]
+    replay(lines, book, metrics=metrics, out=out, until=T0 + dt.timedelta(hours=21))
+    revisions = [
+        m for m in map(json.loads, out.getvalue().splitlines())
+        if m["finding"] == "deadline_warning" and m["status"] == "open"
+    ]  # fmt: skip
+    assert len(revisions) > 2, "the corrections did revise the open warning"
+    assert sample(metrics, "cdi_deadline_warnings_total") == 2  # at 12 h and at 20 h
+
+
+def test_repeated_events_are_counted_as_duplicates(book: RuleBook) -> None:
+    """A repeated event_id is ignored; the count makes a producer reusing ids visible."""
+    from tests.engine.scenario import Incident
+
+    events = Incident().reported(0).crime(1).events
+    conflicting = dict(events[1], offence_code="105A")  # same id, other content
+    metrics = Metrics()
+    lines = [json.dumps(e).encode() for e in (*events, events[0], conflicting)]
+    summary = replay(lines, book, metrics=metrics)
+    assert summary.duplicates == 2
+    assert sample(metrics, "cdi_duplicate_events_total") == 2

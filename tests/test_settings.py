@@ -542,3 +542,39 @@ def test_the_data_directory_named_is_the_one_faust_uses(tmp_path: Path) -> None:
     settings = load_settings(consumer_group="lockers", data_dir=odd)
     conf = faust.App(**settings.faust_settings()).conf
     assert Path(conf.datadir) == settings.data_directory() == odd
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("topic_dlq", "cdi.incidents"),
+        ("topic_review", "cdi.ddm-decisions"),
+        ("topic_decisions", "cdi.incidents.dlq"),
+    ],
+)
+def test_two_roles_on_one_topic_are_rejected(variable: str, value: str) -> None:
+    """Regression: with the dead letter topic also the input, one bad message was
+    dead-lettered again and again, for ever."""
+    with pytest.raises(SettingsError, match=rf"is '{value}', the same topic as") as caught:
+        load_settings(**{variable: value})
+    assert env_name(variable) in str(caught.value)
+
+
+def test_a_topic_named_as_the_changelog_is_rejected() -> None:
+    with pytest.raises(SettingsError, match=r"^CDI_TOPIC_REVIEW: .*changelog"):
+        load_settings(consumer_group="g", topic_review="g-cases-changelog")
+
+
+@pytest.mark.parametrize("field", ["cafile", "certfile"])
+def test_tls_files_that_are_not_pem_are_rejected(
+    field: str, tls_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """Regression: only the files' existence was checked, so ``config`` passed and the
+    worker then died with an SSLError traceback (exit 1, not 2)."""
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    files = {f"ssl_{k}": v for k, v in tls_files.items()}
+    files[f"ssl_{field}"] = junk
+    with pytest.raises(SettingsError, match=rf"^CDI_SSL_{field.upper()}: cannot be loaded"):
+        load_settings(security_protocol="SSL", **files)
+    assert load_settings(security_protocol="SSL", **{f"ssl_{k}": v for k, v in tls_files.items()})

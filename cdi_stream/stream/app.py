@@ -57,13 +57,12 @@ from cdi_stream.engine import Engine, EngineError, HeapDeadlines, UnknownFlag
 from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.reload import ReloadResult, RulesReloader
-from cdi_stream.settings import Settings
+from cdi_stream.settings import CASES_TABLE, Settings
 from cdi_stream.stream.tables import TableStore
 from cdi_stream.stream.transport import low_latency_app
 
 log = logging.getLogger(__name__)
 
-CASES_TABLE = "cases"
 # Topic options: keys and values stay bytes, so the shell sees exactly what was sent
 # (a message that does not parse must reach the dead letter topic unchanged).
 RAW_BYTES: Final[Mapping[str, Any]] = {
@@ -77,7 +76,7 @@ TICK_SECONDS = 0.2
 
 def changelog_topic(settings: Settings) -> str:
     """faust's name for the cases table's changelog (created before the app starts)."""
-    return f"{settings.consumer_group}-{CASES_TABLE}-changelog"
+    return settings.changelog_topic
 
 
 @dataclass
@@ -134,7 +133,7 @@ class Shell:
         try:
             event = parse_incident_event(raw, max_bytes=self.settings.max_message_bytes)
         except ContractError as exc:
-            await self.dead_letter(key, raw, exc.to_dead_letter_error(), topic, partition, offset)
+            await self.dead_letter(key, raw, _refusal(exc, value), topic, partition, offset)
             return
         t = event.occurred_at.timestamp()
         ahead = self.settings.max_event_ahead_seconds
@@ -150,6 +149,7 @@ class Shell:
             return
         engine = self.engine_for(partition)
         if engine.is_duplicate(event):
+            self.metrics.duplicate()
             await self.publish(engine.current_flags(event.incident_id), new=False)
             return
         try:
@@ -182,7 +182,7 @@ class Shell:
         try:
             decision = parse_decision(raw, max_bytes=self.settings.max_message_bytes)
         except ContractError as exc:
-            await self.dead_letter(key, raw, exc.to_dead_letter_error(), topic, partition, offset)
+            await self.dead_letter(key, raw, _refusal(exc, value), topic, partition, offset)
             return
         if not await self._placed(decision.incident_id, key, raw, topic, partition, offset):
             return
@@ -246,9 +246,22 @@ class Shell:
         partition: int,
         offset: int,
     ) -> bool:
-        """Whether the message arrived on its incident's partition; if not, it is dead
-        lettered. An incident's state lives with its partition: processed anywhere else,
-        its messages would raise flags that the worker owning the incident never revises."""
+        """Whether the message is keyed by its incident and arrived on that incident's
+        partition; if not, it is dead lettered. An incident's state lives with its
+        partition: processed anywhere else, its messages would raise flags that the
+        worker owning the incident never revises. A wrong key is refused even where it
+        happens to land on the right partition, so a mis-keyed producer loses all its
+        messages to the dead letter topic, not a random part of an incident's events."""
+        if key != incident_id.encode():
+            shown = "no key" if key is None else f"key {key[:80].decode('utf-8', 'replace')!r}"
+            error = DeadLetterError(
+                kind="wrong_key",
+                field="incident_id",
+                message=f"the message has {shown}, not its incident_id {incident_id!r}: key "
+                "every message by its incident_id",
+            )
+            await self.dead_letter(key, raw, error, topic, partition, offset)
+            return False
         owner = self.partition_of(incident_id)
         if owner == partition:
             return True
@@ -342,6 +355,14 @@ class Shell:
 
     def reload_result(self, result: ReloadResult) -> None:
         self.metrics.rules_reloads.labels("ok" if result.outcome == "reloaded" else "error").inc()
+
+
+def _refusal(exc: ContractError, value: bytes | None) -> DeadLetterError:
+    """Why a message was refused; a null value (a tombstone) says so, where the parser
+    would see an empty message."""
+    if value is None:
+        return DeadLetterError(kind="not_json", field=None, message="no value (a tombstone)")
+    return exc.to_dead_letter_error()
 
 
 def cases_table(app: faust.App, settings: Settings) -> TableT[Any, Any]:

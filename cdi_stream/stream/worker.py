@@ -38,6 +38,7 @@ def ensure_topics(settings: Settings) -> None:
         topics,
         replication=settings.replication_factor,
         config={changelog_topic(settings): COMPACT},
+        client_config=settings.kafka_python_config("admin"),
     )
 
 
@@ -86,6 +87,21 @@ class DataDirInUse(RuntimeError):
     """Another worker holds the data directory: a clear start-up error, not a crash."""
 
 
+class DataDirUnusable(RuntimeError):
+    """The data directory cannot be created (a file in the way, no permission)."""
+
+
+def make_data_dir(path: Path) -> None:
+    """Created before faust starts, parents included: faust makes only the last part,
+    and would fail with a traceback once the topics were already set up."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirUnusable(
+            f"cannot use {path} as the data directory (CDI_DATA_DIR): {exc.strerror}"
+        ) from None
+
+
 def lock_data_dir(path: Path) -> BinaryIO:
     """Hold the data directory for this process.
 
@@ -128,6 +144,7 @@ def serve_metrics(settings: Settings) -> Metrics:
 def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
     """Run until stopped (Ctrl-C or SIGTERM); raises on a start-up error."""
     book = RuleBook.from_directory(settings.rules_directory())
+    make_data_dir(settings.data_directory())
     lock = lock_data_dir(settings.data_directory()) if settings.store != "memory://" else None
     try:
         _run_locked(settings, book, loglevel)

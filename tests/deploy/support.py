@@ -23,6 +23,7 @@ TOPICS = ("cdi.incidents", "cdi.ddm-decisions", "cdi.ddm-review", "cdi.incidents
 # What a worker exports (cdi_stream/metrics.py), by exported sample name.
 COUNTERS = (
     "cdi_events_consumed",
+    "cdi_duplicate_events",
     "cdi_dead_letters",
     "cdi_dead_letters_lost",
     "cdi_flag_changes",

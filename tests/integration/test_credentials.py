@@ -11,8 +11,9 @@ from tests.test_privacy import PASSWORD, password_forms
 
 
 def test_a_worker_never_logs_its_sasl_password(broker: str, tmp_path: Path) -> None:
-    """The local broker offers no SASL mechanism, so the handshake fails and the worker
-    stops; its debug log, which records every Kafka request, must not hold the password."""
+    """The local broker offers no SASL mechanism, so the handshake of the worker's first
+    client (the one that sets up the topics) fails and the worker stops at once; what it
+    prints, at debug level, must not hold the password."""
     env = Topics().env(
         broker,
         CDI_SECURITY_PROTOCOL="SASL_PLAINTEXT",
@@ -28,6 +29,6 @@ def test_a_worker_never_logs_its_sasl_password(broker: str, tmp_path: Path) -> N
         timeout=120,
     )
     output = (result.stdout + result.stderr).decode("utf-8", "replace")
-    assert result.returncode != 0
-    assert "SaslHandShake" in output  # authentication was attempted
+    assert result.returncode == 2
+    assert "over SASL_PLAINTEXT" in output  # authentication was attempted
     assert [form for form in password_forms() if form in output] == []

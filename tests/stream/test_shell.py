@@ -101,6 +101,7 @@ def test_a_repeated_event_republishes_the_same_revisions(book: RuleBook) -> None
     assert again == first
     assert sample(shell, "cdi_events_consumed_total", event_type="incident.closed") == 1
     assert total(shell, "cdi_flag_changes_total") == len(first), "republished, not counted"
+    assert sample(shell, "cdi_duplicate_events_total") == 1
 
 
 def test_recovery_rebuilds_deadlines_of_owned_partitions_from_the_table(book: RuleBook) -> None:
@@ -245,7 +246,7 @@ def test_an_event_on_another_partition_than_its_incident_is_a_dead_letter(
 
     async def go() -> None:
         for i, e in enumerate(events):
-            await shell.on_incident(b"E-1", json.dumps(e).encode(), "in", wrong, i)
+            await shell.on_incident(b"INC-1", json.dumps(e).encode(), "in", wrong, i)
 
     asyncio.run(go())
     assert out.review == []
@@ -265,8 +266,47 @@ def test_a_decision_on_another_partition_than_its_incident_is_a_dead_letter(
     shell, out = make_shell(book, {})
     body = decision_on_unknown_flag("rejected")
     wrong = (partition_for("INC-1", 4) + 1) % 4
-    asyncio.run(shell.on_decision(b"D1", json.dumps(body).encode(), "dec", wrong, 3))
+    asyncio.run(shell.on_decision(b"INC-1", json.dumps(body).encode(), "dec", wrong, 3))
     assert [d.error.kind for d in out.dlq] == ["wrong_partition"]
+
+
+@pytest.mark.parametrize("key", [None, b"INC-2", b"\xff\xfe", b"INC-1 "])
+def test_a_message_not_keyed_by_its_incident_is_a_dead_letter_even_on_the_right_partition(
+    book: RuleBook, key: bytes | None
+) -> None:
+    """Regression: only the partition was checked, so a mis-keyed producer had about one
+    in four of an incident's events applied and the rest dead-lettered."""
+    shell, out = make_shell(book, {})
+    events = Incident().reported(0).closed(1, "non_crime", "x").events
+    right = partition_for("INC-1", 4)
+
+    async def go() -> None:
+        for i, e in enumerate(events):
+            await shell.on_incident(key, json.dumps(e).encode(), "in", right, i)
+        body = decision_on_unknown_flag("rejected")
+        await shell.on_decision(key, json.dumps(body).encode(), "dec", right, 9)
+
+    asyncio.run(go())
+    assert out.review == [] and shell.store.get("INC-1") is None
+    assert [(d.error.kind, d.error.field) for d in out.dlq] == [("wrong_key", "incident_id")] * 3
+    assert "not its incident_id 'INC-1'" in out.dlq[0].error.message
+    assert sample(shell, "cdi_dead_letters_total", kind="wrong_key") == 3
+
+
+def test_a_tombstone_is_a_dead_letter_that_says_so(book: RuleBook) -> None:
+    shell, out = make_shell(book, {})
+
+    async def go() -> None:
+        await shell.on_incident(b"INC-1", None, "in", 0, 1)
+        await shell.on_incident(b"INC-1", b"", "in", 0, 2)
+        await shell.on_decision(b"INC-1", None, "dec", 0, 3)
+
+    asyncio.run(go())
+    assert [(d.error.kind, "tombstone" in d.error.message) for d in out.dlq] == [
+        ("not_json", True),
+        ("not_json", False),
+        ("not_json", True),
+    ]
 
 
 def test_a_message_too_large_to_carry_whole_is_dead_lettered_cut_short(book: RuleBook) -> None:
