@@ -262,10 +262,7 @@ def _subject(
     assert report is not None
     reported_at = report.reported_at
     recordable = bool(recordable_discs) or (rape and not discs)
-    if rape:
-        first = _first_disclosed(_rape_disclosures(view.offences, recordable_discs), reported_at)
-    else:
-        first = _first_disclosed(recordable_discs, reported_at)
+    first = _first_disclosed(recordable_discs, reported_at)
     start = first if first > reported_at else reported_at
     w1, w2 = start + cfg.first_warning, start + cfg.second_warning
     due = start + cfg.deadline
@@ -332,7 +329,9 @@ def _subject(
             for t in pending:
                 changed = dict(fact, phase=_phase_at(t, w1, w2, due))
                 if t >= due and not discharged:
-                    changed["conduct_gap_at_due"] = gap_now
+                    # What is missing now stays missing; from its deadline on it counts.
+                    gap_then = gap_now or gap.waiting
+                    changed["conduct_gap_at_due"] = changed["conduct_gap_now"] = gap_then
                 optional.append((t, changed))
         else:
             out.wakeups.extend(pending)
@@ -409,7 +408,7 @@ def _subject_details(
         "late_at": late_at if late_at is not None else now,
         "hours_late": _hours((late_at - due) if late_at is not None else 0.0),
         "missing_code": gap.missing,
-        "missing_due_at": gap.due_at if gap.missing else due,
+        "missing_due_at": gap.due_at,
         "recorded_codes": ", ".join(standing_codes) or "none",
     }
     evidence = {report.event_id, *(d.event_id for d in discs)}
@@ -427,19 +426,6 @@ def _subject_details(
         crime_ids=tuple(sorted(c.crime.crime_id for c in relevant)),
         priority_codes=tuple(c for c in (principal, gap.missing) if c),
     )
-
-
-def _rape_disclosures(
-    offences: OffenceTable, recordable: list[DisclosureVersion]
-) -> list[DisclosureVersion]:
-    """The disclosures that make a victim a rape subject, whose clock they start: a rape
-    disclosed after another offence owes its rape record 24 hours from its own
-    disclosure, not from the first one's. Under the ``rape`` qualifier, the victim's
-    sexual-offence disclosures (or, for the only victim, all of them)."""
-    codes = [d for d in recordable if _is_rape_code(d.offence_code)]
-    if codes:
-        return codes
-    return [d for d in recordable if offences.family(d.offence_code) == "sexual"] or recordable
 
 
 def _first_disclosed(recordable: list[DisclosureVersion], default: float) -> float:
@@ -594,13 +580,14 @@ class ConductGap:
     """Conduct edition: which of a victim's two required crimes is missing."""
 
     at_due: bool  # at its deadline (or nothing at all was recorded by due_at)
-    now: bool
+    now: bool  # one is missing now whose deadline has passed
     missing: str  # the missing code, now or else at its deadline
     due_at: float  # the deadline of the missing one
     pending: float | None  # a later deadline of one of them, still ahead
+    waiting: bool  # one is missing now whose deadline is still ahead
 
 
-_NO_CONDUCT_GAP = ConductGap(False, False, "", 0.0, None)
+_NO_CONDUCT_GAP = ConductGap(False, False, "", 0.0, None, False)
 
 
 def _conduct_gap(
@@ -644,7 +631,7 @@ def _conduct_gap(
     gap_at_due = (
         at.passed(due) and not cover.at(due) and not discharges(view.closure_at(due), False)
     )
-    at_due, gap_due_at = "", due
+    at_due = ""
     checks = (
         [(due, True, True)]
         if conduct_due == other_due
@@ -654,12 +641,17 @@ def _conduct_gap(
         if at.passed(t) and not discharges(view.closure_at(t), False):
             at_due = missing_at(t, need_conduct, need_other)
             if at_due:
-                gap_at_due, gap_due_at = True, t
+                gap_at_due = True
                 break
-    now = missing_at(at.now, True, True)
+    # Missing now counts only once that crime is due; before, it is still in time.
+    conduct_passed, other_passed = at.passed(conduct_due), at.passed(other_due)
+    now = missing_at(at.now, conduct_passed, other_passed)
+    waiting = not now and bool(missing_at(at.now, not conduct_passed, not other_passed))
+    missing = now or at_due
+    gap_due_at = conduct_due if missing in conduct_codes else other_due if missing else due
     later = max(conduct_due, other_due)
     pending = later if later > due and not at.passed(later) else None
-    return ConductGap(gap_at_due, bool(now), now or at_due, gap_due_at, pending)
+    return ConductGap(gap_at_due, bool(now), missing, gap_due_at, pending, waiting)
 
 
 def _victim(

@@ -275,10 +275,9 @@ def _subject(
         rape=row.rape,
         covered=covered,
         correctly_classified=not gaps.get(row.subject, False),
-        # A crime owed in addition is missing only once it is due, as any other.
-        complete=not (
-            fact.get("conduct_gap_now", False) and due_at is not None and at.passed(due_at)
-        ),
+        # A crime owed in addition is missing only once it is due (the fact says so,
+        # by that crime's own deadline when it was disclosed later).
+        complete=not fact.get("conduct_gap_now", False),
         discharged=discharged,
         validly_cancelled=validly_cancelled,
         pending=not covered and due_at is not None and not at.passed(due_at),

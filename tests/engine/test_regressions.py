@@ -714,22 +714,15 @@ def test_flags_raised_under_an_edition_are_withdrawn_when_none_applies(book: Rul
 # -- an offence disclosed later owes its own record 24 hours from its disclosure ------
 
 
-def test_a_rape_disclosed_after_another_offence_gets_its_own_deadline(book: RuleBook) -> None:
-    """The rape was judged against the first offence's deadline: a P1 flag dated before
-    the rape was disclosed, and an in-time rape record counted as late."""
+def test_a_rape_disclosed_later_keeps_the_victims_first_deadline(book: RuleBook) -> None:
+    """A victim has one clock: a rape disclosed after it ran out is owed at once. Giving
+    the rape a clock of its own withdrew the breach already standing (nothing at all was
+    recorded by the first deadline) for the 24 hours after the rape was disclosed."""
     disclosure = {"disclosure_id": "D2", "offence_code": "19C", "victim_ref": "V1"}
-    inc = (
-        Incident()
-        .reported(0, disclosures=[("105A", "V1")])
-        .crime(1, "105A")
-        .updated(30, disclosures=[disclosure])
-    )
-    recorded = run(book, [*inc.events, *Incident(tag="r").crime(31, "19C", crime_id="C2").events])
-    assert recorded.final("rape_not_resolved") == recorded.final("late_recording") == []
-    unrecorded = run(book, inc.events, until=53)
-    assert unrecorded.final("rape_not_resolved") == []
-    unrecorded = run(book, inc.events, until=54)
-    assert unrecorded.one("rape_not_resolved").event_time == T0 + dt.timedelta(hours=54)
+    inc = Incident().reported(0, disclosures=[("105A", "V1")]).updated(30, disclosures=[disclosure])
+    out = run(book, inc.events, until=40)
+    assert out.open() == [("rape_not_resolved", "V1")]
+    assert out.one("rape_not_resolved").event_time == T0 + dt.timedelta(hours=24)
 
 
 def test_a_conduct_crime_disclosed_later_gets_its_own_deadline(book: RuleBook) -> None:
@@ -757,3 +750,52 @@ def test_a_conduct_crime_disclosed_later_gets_its_own_deadline(book: RuleBook) -
     assert near.one("additional_crime_not_recorded").event_time == CONDUCT_EDITION + dt.timedelta(
         hours=24
     ), "disclosed together, both are due at the first deadline"
+
+
+def test_a_conduct_crime_disclosed_later_is_not_missing_before_its_deadline(
+    book: RuleBook,
+) -> None:
+    """With the first offence recorded late (nothing by the first deadline), the later
+    conduct crime was flagged missing at once, dated at the first deadline, before it
+    was even disclosed."""
+    disclosure = {"disclosure_id": "D2", "offence_code": "8L", "victim_ref": "V1"}
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1")])
+        .updated(30, disclosures=[disclosure])
+        .crime(40, "8N")
+    )
+    early = run(book, inc.events, until=41, start=CONDUCT_EDITION)
+    assert early.final("additional_crime_not_recorded") == []
+    assert [c.status for c in early.final("late_recording")] == ["resolved"]
+    due = run(book, inc.events, until=54, start=CONDUCT_EDITION)
+    flag = due.one("additional_crime_not_recorded")
+    assert flag.event_time == CONDUCT_EDITION + dt.timedelta(hours=54)
+
+
+def test_the_report_waits_for_a_later_conduct_crimes_deadline(book: RuleBook) -> None:
+    """The report counted the victim as incompletely recorded while the engine, rightly,
+    raised nothing: the conduct crime disclosed later was not yet due. (Before its
+    deadline the victim counts as recorded, as one with both disclosed together does.)"""
+    from cdi_stream.engine.outcomes import case_outcomes
+
+    disclosure = {"disclosure_id": "D2", "offence_code": "8L", "victim_ref": "V1"}
+    inc = (
+        Incident(start=CONDUCT_EDITION)
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(1, "8N")
+        .updated(30, disclosures=[disclosure])
+    )
+
+    def subject_at(hours: float) -> Any:
+        engine = Engine(book)
+        run(book, inc.events, until=hours, start=CONDUCT_EDITION, engine=engine)
+        now = (CONDUCT_EDITION + dt.timedelta(hours=hours)).timestamp()
+        (outcome,) = case_outcomes(engine, now)
+        (subject,) = outcome.subjects
+        return subject
+
+    waiting = subject_at(40)
+    assert waiting.covered and waiting.complete  # recorded so far, the rest not yet due
+    missing = subject_at(55)
+    assert not missing.complete
