@@ -725,16 +725,21 @@ def test_a_rape_disclosed_later_keeps_the_victims_first_deadline(book: RuleBook)
     assert out.one("rape_not_resolved").event_time == T0 + dt.timedelta(hours=24)
 
 
-def test_a_conduct_crime_disclosed_later_gets_its_own_deadline(book: RuleBook) -> None:
-    """The conduct crime was judged against the first offence's deadline, so it was
-    flagged missing the moment it was disclosed, after that deadline."""
+def _assault_recorded_then_harassment_disclosed() -> Incident:
+    """Conduct edition: 8N disclosed and recorded at once, 8L disclosed at 30 h."""
     disclosure = {"disclosure_id": "D2", "offence_code": "8L", "victim_ref": "V1"}
-    inc = (
+    return (
         Incident(start=CONDUCT_EDITION)
         .reported(0, disclosures=[("8N", "V1")])
         .crime(1, "8N")
         .updated(30, disclosures=[disclosure])
     )
+
+
+def test_a_conduct_crime_disclosed_later_gets_its_own_deadline(book: RuleBook) -> None:
+    """The conduct crime was judged against the first offence's deadline, so it was
+    flagged missing the moment it was disclosed, after that deadline."""
+    inc = _assault_recorded_then_harassment_disclosed()
     assert run(book, inc.events, until=53, start=CONDUCT_EDITION).open() == []
     out = run(book, inc.events, until=54, start=CONDUCT_EDITION)
     flag = out.one("additional_crime_not_recorded")
@@ -779,13 +784,7 @@ def test_the_report_waits_for_a_later_conduct_crimes_deadline(book: RuleBook) ->
     deadline the victim counts as recorded, as one with both disclosed together does.)"""
     from cdi_stream.engine.outcomes import case_outcomes
 
-    disclosure = {"disclosure_id": "D2", "offence_code": "8L", "victim_ref": "V1"}
-    inc = (
-        Incident(start=CONDUCT_EDITION)
-        .reported(0, disclosures=[("8N", "V1")])
-        .crime(1, "8N")
-        .updated(30, disclosures=[disclosure])
-    )
+    inc = _assault_recorded_then_harassment_disclosed()
 
     def subject_at(hours: float) -> Any:
         engine = Engine(book)
