@@ -102,14 +102,10 @@ class SubjectOutcome:
 
     @property
     def in_time(self) -> bool:
-        """First recorded at or before its deadline, and not a late recording."""
-        return (
-            self.recorded
-            and self.due_at is not None
-            and self.first_recorded_at is not None
-            and self.first_recorded_at <= self.due_at
-            and not self.late
-        )
+        """Recorded, and not late as the engine's late-recording rule judges it: a
+        record made after ``due_at`` is in time where a discharging closure (a
+        transfer, say) stood at the deadline, since nothing was owed by then."""
+        return self.recorded and self.due_at is not None and not self.late
 
     @property
     def hours_to_record(self) -> float | None:
@@ -249,6 +245,12 @@ def _subject(
         principal = None
     due_at = row.due_at
     first_recorded_at = row.first_covered
+    late = bool(fact["late"])
+    if first_recorded_at is None and row.rape and row.victim_ref is not None:
+        # Timeliness counts a record of any class: a rape recorded under another class
+        # was recorded (the rape rate counts its class as wrong).
+        first_recorded_at = min((c.crime.at for c in view.crimes_of(row.victim_ref)), default=None)
+        late = first_recorded_at is not None and due_at is not None and first_recorded_at > due_at
     discharged = bool(fact["discharged"])
     closure = view.closure_at(at.now) if row.rape and discharged else None
     if closure is not None and closure.closure_type == "n100":
@@ -257,6 +259,7 @@ def _subject(
         covered, discharged = True, False
         if first_recorded_at is None or closure.at < first_recorded_at:
             first_recorded_at = closure.at
+        late = late or (due_at is not None and first_recorded_at > due_at)
     validly_cancelled = (
         not covered
         and bool(crimes)
@@ -280,8 +283,13 @@ def _subject(
         complete=not fact.get("conduct_gap_now", False),
         discharged=discharged,
         validly_cancelled=validly_cancelled,
-        pending=not covered and due_at is not None and not at.passed(due_at),
-        late=bool(fact["late"]),
+        # Not yet due, unless a "no crime" closure has already broken the obligation
+        # (the engine raises its not-recorded finding at once).
+        pending=not covered
+        and due_at is not None
+        and not at.passed(due_at)
+        and fact["breach"] == "none",
+        late=late,
         first_recorded_at=first_recorded_at,
         principal_code=principal,
         categories=_categories(view.offences, principal, row.rape, qualifiers),

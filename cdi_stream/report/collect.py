@@ -10,9 +10,12 @@ of the rates, never counted as unrecorded.
 
 Two departures from a plain replay, neither of which changes a flag:
 
-* events of an incident whose report falls outside the period are skipped once the
-  report has been seen (before it, nothing about the incident is evaluated anyway),
-  so a long file costs only the period asked for;
+* events of an incident first reported before the period are skipped from that
+  report on (before it, nothing about the incident is evaluated anyway): the engine
+  keeps an incident's earliest ``reported_at``, so such an incident can never come
+  into the period, and a long file costs little more than the period asked for. An
+  incident first reported after the period is replayed in full, since a corrected
+  report may still move it into the period;
 * cases the engine drops at the end of their retention are kept aside, because a
   month-long period outlasts the retention of its first incidents.
 """
@@ -136,15 +139,33 @@ def collect(
         engine,
         replayed,
         decisions if flags_path is None else None,
-        (
-            period_start.timestamp() if period_start else None,
-            period_end.timestamp() if period_end else None,
-        ),
+        period_start.timestamp() if period_start else None,
         as_of.timestamp() if as_of else None,
         on_error,
     )
+    # The incidents' reports as the engine holds them (the earliest of each), for the
+    # bounds not given: from the first report to just past the last (half-open).
+    bounds = (
+        period_start.timestamp() if period_start else None,
+        period_end.timestamp() if period_end else None,
+    )
+    held = [
+        case.report.reported_at
+        for case in store.every_case()
+        if case.report is not None and _within(case.report.reported_at, *bounds)
+    ]
+    counts.first_report = min(held, default=None)
+    counts.last_report = max(held, default=None)
+    if (
+        counts.first_report is None
+        and counts.events
+        and (period_start is None or period_end is None)
+    ):
+        raise ValueError(
+            "no incident in the file is reported in the period; give both --from and --to "
+            "to report on a period with none"
+        )
     start = period_start or _utc(counts.first_report)
-    # Half-open: one second past the last report keeps it inside by default.
     end = period_end or _utc(None if counts.last_report is None else counts.last_report + 1)
     # The events say how far the record goes, not the decisions: a decision made after
     # the extract must not make crimes not yet due look unrecorded.
@@ -156,6 +177,13 @@ def collect(
         flag_lines = read_flags(Path(flags_path), fold)
 
     lo, hi = start.timestamp(), end.timestamp()
+    # Replayed in full but reported outside the period (after it, or moved out by a
+    # corrected report): their events count with the skipped ones.
+    counts.outside_period += sum(
+        len(case.seen)
+        for case in store.every_case()
+        if case.report is not None and not lo <= case.report.reported_at < hi
+    )
     incidents: set[str] = set()
     subjects: list[SubjectOutcome] = []
     cancellations: list[CancellationOutcome] = []
@@ -189,12 +217,11 @@ def _replay(
     engine: Engine,
     fold: FlagFold,
     decisions: list[DdmDecision] | None,
-    period: tuple[float | None, float | None],
+    start: float | None,
     as_of: float | None,
     on_error: Callable[[LineError], None] | None,
 ) -> ReplayCounts:
     counts = ReplayCounts()
-    start, end = period
     skipped: set[str] = set()
     pending = iter(decisions or ())
     next_decision = next(pending, None)
@@ -205,16 +232,15 @@ def _replay(
             if event.incident_id in skipped:
                 counts.outside_period += 1
                 continue
-            if isinstance(event, IncidentReported):
-                reported = event.reported_at.timestamp()
-                if not _within(reported, start, end):
-                    skipped.add(event.incident_id)
-                    counts.outside_period += 1
-                    continue
-                if counts.first_report is None or reported < counts.first_report:
-                    counts.first_report = reported
-                if counts.last_report is None or reported > counts.last_report:
-                    counts.last_report = reported
+            if (
+                isinstance(event, IncidentReported)
+                and start is not None
+                and event.reported_at.timestamp() < start
+                and _unreported(engine, event.incident_id)
+            ):
+                skipped.add(event.incident_id)
+                counts.outside_period += 1
+                continue
             t = event.occurred_at.timestamp()
             while next_decision is not None and next_decision.decided_at.timestamp() < t:
                 _decide(engine, fold, next_decision)
@@ -238,6 +264,11 @@ def _decide(
     fold.extend(engine.advance_to(min(decision.decided_at.timestamp(), horizon), inclusive=False))
     with contextlib.suppress(EngineError):  # an unknown flag, or one too many
         fold.extend(engine.decide(decision))
+
+
+def _unreported(engine: Engine, incident_id: str) -> bool:
+    case = engine.store.get(incident_id)
+    return case is None or case.report is None
 
 
 def _within(t: float, start: float | None, end: float | None) -> bool:

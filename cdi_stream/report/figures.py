@@ -103,10 +103,14 @@ def recording_rate(
             "victim with an offence disclosed on the balance of probability (no credible "
             "evidence to the contrary), or each state-based offence (one crime per victim; "
             "the Principal Crime Rule gives one crime for several offences against the "
-            "same victim). A subject is owed once its 24-hour deadline has passed or a "
-            "record covers it, unless a closure ended the obligation (transferred, "
+            "same victim). A subject is owed once its 24-hour deadline has passed, a "
+            "record covers it, or a closure decided 'no crime' while nothing covered it, "
+            "unless a closure ended the obligation (transferred, "
             "duplicate, a crime-related incident with a rationale) or every record of it "
-            "was cancelled on grounds the cancellation rule accepts. Rate = subjects "
+            "was cancelled on grounds the cancellation rule accepts (the engine still "
+            "raises crime_not_recorded at the deadline for a valid cancellation made "
+            "before it, for a DDM to confirm; here it is not counted as owed). Rate = "
+            "subjects "
             "covered by a correct crime record at "
             f"{evaluated} / subjects owed, over the incidents reported in the period. "
             "Correct: a crime stands for the victim (for rape a rape crime, 19C-19K, or an "
@@ -216,7 +220,9 @@ def timeliness(
             f"deadline: {deadline} hours after the subject's clock started (the report, or "
             "a later first disclosure of the offence), as the engine's late_recording rule "
             "judges it. A record cancelled before the deadline and made again after it is "
-            "late. The histogram counts hours from clock start to the first record; a "
+            "late; one made after the deadline is not late where a closure that discharged "
+            "the obligation (a transfer, a duplicate, a CRI with a rationale) stood at the "
+            "deadline. The histogram counts hours from clock start to the first record; a "
             "record made before the clock started counts as 0 hours. Median and 90th "
             "percentile by linear interpolation; the 95% interval is Wilson's."
         ),
@@ -369,8 +375,9 @@ def decisions_figure(
     fallback_editions: Sequence[str],
 ) -> Decisions:
     method = (
-        "DDM decisions joined to the period's flags by flag_id; the latest decision on a "
-        "flag counts. Upheld: the flag was right; rejected: it was wrong. Precision of a "
+        "DDM decisions joined to the period's flags by flag_id and incident_id; the "
+        "latest decision on a flag counts, except that a rejection is final, as in the "
+        "engine. Upheld: the flag was right; rejected: it was wrong. Precision of a "
         "rule = upheld / (upheld + rejected), with a Wilson 95% interval. Time to decision "
         "= decision time - the time the flag was first published (its earliest revision's "
         "emitted_at; in a replay, the event time at which it was raised). Decisions on "
@@ -394,8 +401,13 @@ def decisions_figure(
     unmatched = 0
     for flag_id, decision in latest.items():
         flag = flags.get(flag_id)
-        # A decision dated before its flag was published cannot be a verdict on it.
-        if flag is None or decision.decided_at.timestamp() < flag.first_seen:
+        # A decision dated before its flag was published cannot be a verdict on it, nor
+        # one naming another incident (the engine refuses it as an unknown flag).
+        if (
+            flag is None
+            or flag.incident_id != decision.incident_id
+            or decision.decided_at.timestamp() < flag.first_seen
+        ):
             unmatched += 1
             continue
         key = (flag.rule_id, flag.finding)

@@ -8,13 +8,14 @@ when a DDM could first act on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from cdi_stream.contract import ContractError, DdmDecision, FlagChange, parse_decision
+from cdi_stream.replay import UTF8_BOM
 
 
 @dataclass(slots=True)
@@ -84,7 +85,7 @@ def read_flags(path: Path, fold: FlagFold) -> ReadCounts:
     topic); lines that are not flag changes are counted and skipped."""
     counts = ReadCounts()
     with path.open("rb") as handle:
-        for raw in handle:
+        for raw in _lines(handle):
             if not raw.strip():
                 continue
             counts.lines += 1
@@ -101,7 +102,7 @@ def read_decisions(path: Path) -> tuple[list[DdmDecision], ReadCounts]:
     seen: set[str] = set()
     out: list[DdmDecision] = []
     with path.open("rb") as handle:
-        for raw in handle:
+        for raw in _lines(handle):
             if not raw.strip():
                 continue
             counts.lines += 1
@@ -119,13 +120,18 @@ def read_decisions(path: Path) -> tuple[list[DdmDecision], ReadCounts]:
 
 
 def latest_decisions(decisions: Iterable[DdmDecision]) -> dict[str, DdmDecision]:
-    """The last decision on each flag (by decision time): the verdict that stands."""
+    """The verdict that stands on each flag, as the engine applies decisions: the latest
+    by decision time, except that a rejection is final (it withdraws the flag for good,
+    and the engine ignores any decision after it)."""
     latest: dict[str, DdmDecision] = {}
-    for d in decisions:
+    for d in sorted(decisions, key=lambda d: (d.decided_at, d.decision_id)):
         current = latest.get(d.flag_id)
-        if current is None or (d.decided_at, d.decision_id) >= (
-            current.decided_at,
-            current.decision_id,
-        ):
+        if current is None or current.decision != "rejected":
             latest[d.flag_id] = d
     return latest
+
+
+def _lines(handle: Iterable[bytes]) -> Iterator[bytes]:
+    """The file's lines, without the byte order mark some Windows editors write first."""
+    for number, raw in enumerate(handle):
+        yield raw.removeprefix(UTF8_BOM) if number == 0 else raw

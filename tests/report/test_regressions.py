@@ -132,3 +132,121 @@ def test_flags_decided_counts_only_the_flags_of_the_period(tmp_path: Path, book:
         period_end=at(72),
     )
     assert (report.decisions.decisions, report.decisions.unmatched) == (0, 1)
+
+
+# -- review of the report, second round -------------------------------------------------
+
+
+def _rate(report: Report) -> tuple[int, int]:
+    overall = report.recording_rate.overall
+    return overall.numerator, overall.denominator
+
+
+def test_a_report_corrected_to_before_the_period_moves_the_incident_out_of_it(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """The correction put the incident on the skip list, so its later crime record was
+    never seen and the period showed a crime not recorded; the engine dates the
+    incident by its earliest report, the day before."""
+    inc = Incident().reported(2)
+    corrected = dict(inc.events[0], event_id="INC-1-fix", occurred_at=at(3).isoformat())
+    corrected["reported_at"] = (T0 - dt.timedelta(hours=1)).isoformat()
+    inc.events.append(corrected)
+    inc.crime(4, "8N")
+    day = dict(period_start=T0, period_end=T0 + dt.timedelta(days=1))
+    _, inside = _report(tmp_path, book, inc.events, **day)
+    assert _rate(inside) == (0, 0)
+    before = dict(period_start=T0 - dt.timedelta(days=1), period_end=T0)
+    _, moved = _report(tmp_path, book, inc.events, **before)
+    assert _rate(moved) == (1, 1)
+
+
+def test_a_report_resent_after_the_period_still_adds_its_victim(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    inc = Incident().reported(0).crime(1, "8N")
+    resent = Incident(tag="again").reported(30, disclosures=[("8N", "V1"), ("8N", "V2")]).events[0]
+    events = [*inc.events, resent]  # reported_at 30 h: after the period; the engine keeps 0 h
+    _, report = _report(
+        tmp_path,
+        book,
+        events,
+        period_start=T0,
+        period_end=T0 + dt.timedelta(hours=12),
+        as_of=at(60),  # past V2's deadline (its clock started at 30 h)
+    )
+    assert _rate(report) == (1, 2)  # V2 has no crime, as the engine's flag says
+
+
+def test_a_record_made_after_a_transfer_is_not_late(tmp_path: Path, book: RuleBook) -> None:
+    """Closed as transferred, then recorded after the deadline: the engine raises no
+    late recording, and timeliness counted it late."""
+    inc = Incident().reported(0).closed(2, "transferred").crime(30, "8N")
+    _, report = _report(tmp_path, book, inc.events)
+    within = report.timeliness.overall.within_24h
+    assert (within.numerator, within.denominator) == (1, 1)
+
+
+def test_a_rape_recorded_under_another_class_counts_in_timeliness(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    inc = Incident().reported(0, disclosures=[("19C", "V1")]).crime(1, "17A")
+    _, report = _report(tmp_path, book, inc.events, as_of=at(30))
+    within = report.timeliness.overall.within_24h
+    assert (within.numerator, within.denominator) == (1, 1)
+    assert _rate(report) == (0, 1), "its class is still wrong"
+
+
+def test_a_no_crime_closure_before_the_deadline_is_owed_not_pending(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    inc = Incident().reported(0).closed(1, "non_crime")
+    gathered, report = _report(tmp_path, book, inc.events)
+    assert gathered.flags  # the engine flagged it at the closure
+    assert _rate(report) == (0, 1)
+    assert report.recording_rate.pending == 0
+
+
+def test_decisions_are_joined_by_incident_too_and_a_rejection_is_final(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    events = Incident().reported(0).events + Incident("INC-2", tag="b").reported(0).events
+    flag = flag_id("INC-1", "NCRS-NOT-RECORDED", "victim:V1")
+    other = flag_id("INC-2", "NCRS-NOT-RECORDED", "victim:V1")
+    decisions = [
+        _decision(flag, "INC-2", "rejected", at(30)),  # names another incident
+        _decision(other, "INC-2", "rejected", at(30)),
+        {**_decision(other, "INC-2", "upheld", at(31)), "decision_id": "later"},
+    ]
+    _, report = _report(tmp_path, book, events, decisions, as_of=at(40))
+    row = next(r for r in report.decisions.rows if r.finding == "crime_not_recorded")
+    assert (row.upheld, row.rejected) == (0, 1)
+    assert report.decisions.unmatched == 1
+
+
+def test_a_byte_order_mark_on_a_decisions_file_loses_no_decision(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    events = Incident().reported(0).events
+    flag = flag_id("INC-1", "NCRS-NOT-RECORDED", "victim:V1")
+    path = _write(tmp_path / "events.jsonl", events)
+    decisions = tmp_path / "decisions.jsonl"
+    decisions.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps(_decision(flag, "INC-1", "upheld", at(30))).encode() + b"\n"
+    )
+    gathered = collect(path, book=book, decisions_path=decisions)
+    assert gathered.decision_lines is not None and gathered.decision_lines.rejected == 0
+    assert gathered.decisions is not None and len(gathered.decisions) == 1
+
+
+def test_a_period_without_reports_and_one_bound_is_refused(tmp_path: Path, book: RuleBook) -> None:
+    """It took 1970 as the missing bound (a 2,923-week trend)."""
+    import pytest
+
+    events = Incident().reported(0).events
+    with pytest.raises(ValueError, match="no incident in the file is reported in the period"):
+        _report(tmp_path, book, events, period_end=T0 - dt.timedelta(days=1))
+    _, empty = _report(
+        tmp_path, book, events, period_start=T0 - dt.timedelta(days=2), period_end=T0
+    )
+    assert _rate(empty) == (0, 0)
