@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from cdi_stream.engine.core import Engine
 from cdi_stream.engine.facts import FactRow, Moment, case_facts
 from cdi_stream.engine.state import CaseState
-from cdi_stream.engine.timeline import CaseView
+from cdi_stream.engine.timeline import CaseView, discharges
 from cdi_stream.offences import OffenceTable
 from cdi_stream.rules.book import Match
 
@@ -79,6 +79,8 @@ class SubjectOutcome:
     validly_cancelled: bool
     pending: bool
     late: bool
+    # A closure that ended the obligation stood at due_at: nothing was owed by then.
+    discharged_at_due: bool
     first_recorded_at: float | None
     principal_code: str | None
     categories: frozenset[str]
@@ -102,10 +104,14 @@ class SubjectOutcome:
 
     @property
     def in_time(self) -> bool:
-        """Recorded, and not late as the engine's late-recording rule judges it: a
-        record made after ``due_at`` is in time where a discharging closure (a
-        transfer, say) stood at the deadline, since nothing was owed by then."""
-        return self.recorded and self.due_at is not None and not self.late
+        """First recorded at or before ``due_at`` and not late (a record cancelled before
+        the deadline and made again after it is late); or recorded after it where a
+        closure that ended the obligation (a transfer, say) stood at the deadline, since
+        nothing was owed by then."""
+        if not self.recorded or self.due_at is None or self.late:
+            return False
+        assert self.first_recorded_at is not None
+        return self.first_recorded_at <= self.due_at or self.discharged_at_due
 
     @property
     def hours_to_record(self) -> float | None:
@@ -233,6 +239,7 @@ def _subject(
             validly_cancelled=False,
             pending=False,
             late=False,
+            discharged_at_due=False,
             first_recorded_at=None,
             principal_code=None,
             categories=frozenset(),
@@ -246,11 +253,11 @@ def _subject(
     due_at = row.due_at
     first_recorded_at = row.first_covered
     late = bool(fact["late"])
-    if first_recorded_at is None and row.rape and row.victim_ref is not None:
+    if row.rape and row.victim_ref is not None and due_at is not None:
         # Timeliness counts a record of any class: a rape recorded under another class
-        # was recorded (the rape rate counts its class as wrong).
-        first_recorded_at = min((c.crime.at for c in view.crimes_of(row.victim_ref)), default=None)
-        late = first_recorded_at is not None and due_at is not None and first_recorded_at > due_at
+        # was recorded (the rape rate counts its class as wrong), and one reclassified
+        # to rape later was recorded when first recorded.
+        first_recorded_at, late = _any_class_record(view, row.victim_ref, due_at)
     discharged = bool(fact["discharged"])
     closure = view.closure_at(at.now) if row.rape and discharged else None
     if closure is not None and closure.closure_type == "n100":
@@ -259,7 +266,8 @@ def _subject(
         covered, discharged = True, False
         if first_recorded_at is None or closure.at < first_recorded_at:
             first_recorded_at = closure.at
-        late = late or (due_at is not None and first_recorded_at > due_at)
+        if due_at is not None and first_recorded_at > due_at:
+            late = late or not discharges(view.closure_at(due_at), True)
     validly_cancelled = (
         not covered
         and bool(crimes)
@@ -290,10 +298,24 @@ def _subject(
         and not at.passed(due_at)
         and fact["breach"] == "none",
         late=late,
+        discharged_at_due=due_at is not None and discharges(view.closure_at(due_at), row.rape),
         first_recorded_at=first_recorded_at,
         principal_code=principal,
         categories=_categories(view.offences, principal, row.rape, qualifiers),
     )
+
+
+def _any_class_record(view: CaseView, victim_ref: str, due_at: float) -> tuple[float | None, bool]:
+    """When a victim was first recorded, with a crime of any class or an N100, and
+    whether that was late: nothing standing at ``due_at`` but a record after it, with
+    no closure that ended the obligation standing at ``due_at``."""
+    crimes = view.crimes_of(victim_ref)
+    times = [c.crime.at for c in crimes] + list(view.n100_times)
+    if not times:
+        return None, False
+    standing = any(c.standing(due_at) for c in crimes) or any(t <= due_at for t in view.n100_times)
+    late = not standing and max(times) > due_at and not discharges(view.closure_at(due_at), True)
+    return min(times), late
 
 
 def _categories(

@@ -15,7 +15,6 @@ from cdi_stream.engine import EngineConfig
 from cdi_stream.replay import LineError
 from cdi_stream.report import figures
 from cdi_stream.report.collect import Collected, collect
-from cdi_stream.report.inputs import latest_decisions
 from cdi_stream.report.model import EditionInfo, Inputs, Report, RulesInfo
 from cdi_stream.rules.book import RuleBook
 
@@ -141,7 +140,7 @@ def report_from(
         ),
         decisions=figures.decisions_figure(
             gathered.flags,
-            None if decisions is None else latest_decisions(decisions),
+            decisions,
             fallback_editions=in_force,
         ),
         trend=figures.weekly_trend(

@@ -8,16 +8,14 @@ later: nothing in the file says what happened after it ends, so a subject whose
 deadline had not passed by then and that was not yet recorded is *pending*, left out
 of the rates, never counted as unrecorded.
 
-Two departures from a plain replay, neither of which changes a flag:
-
-* events of an incident first reported before the period are skipped from that
-  report on (before it, nothing about the incident is evaluated anyway): the engine
-  keeps an incident's earliest ``reported_at``, so such an incident can never come
-  into the period, and a long file costs little more than the period asked for. An
-  incident first reported after the period is replayed in full, since a corrected
-  report may still move it into the period;
-* cases the engine drops at the end of their retention are kept aside, because a
-  month-long period outlasts the retention of its first incidents.
+Every event is replayed, whatever the period: which period an incident belongs to is
+only known once its events are in (the engine dates it by its earliest report, a
+corrected report may move it, and an incident reported again after its state was
+dropped is a new case), and skipping events would also hold back the clock that
+fires other incidents' deadlines. The period only selects the outcomes and flags
+counted. One departure from a plain replay, which changes no flag: cases the engine
+drops at the end of their retention are kept aside, because a month-long period
+outlasts the retention of its first incidents.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdi_stream.contract import DdmDecision, IncidentReported
+from cdi_stream.contract import DdmDecision
 from cdi_stream.engine import Engine, EngineConfig, EngineError, MemoryStore
 from cdi_stream.engine.outcomes import CancellationOutcome, SubjectOutcome, case_outcomes
 from cdi_stream.engine.state import CaseState
@@ -139,7 +137,6 @@ def collect(
         engine,
         replayed,
         decisions if flags_path is None else None,
-        period_start.timestamp() if period_start else None,
         as_of.timestamp() if as_of else None,
         on_error,
     )
@@ -177,9 +174,8 @@ def collect(
         flag_lines = read_flags(Path(flags_path), fold)
 
     lo, hi = start.timestamp(), end.timestamp()
-    # Replayed in full but reported outside the period (after it, or moved out by a
-    # corrected report): their events count with the skipped ones.
-    counts.outside_period += sum(
+    # Replayed like every other (their events count as applied), but not counted.
+    counts.outside_period = sum(
         len(case.seen)
         for case in store.every_case()
         if case.report is not None and not lo <= case.report.reported_at < hi
@@ -217,30 +213,16 @@ def _replay(
     engine: Engine,
     fold: FlagFold,
     decisions: list[DdmDecision] | None,
-    start: float | None,
     as_of: float | None,
     on_error: Callable[[LineError], None] | None,
 ) -> ReplayCounts:
     counts = ReplayCounts()
-    skipped: set[str] = set()
     pending = iter(decisions or ())
     next_decision = next(pending, None)
     with path.open("rb") as handle:
         events = parsed_events(handle, counts, max_line_bytes=_MAX_LINE_BYTES, on_error=on_error)
         for number, event in events:
             counts.last_event = max(counts.last_event, event.occurred_at.timestamp())
-            if event.incident_id in skipped:
-                counts.outside_period += 1
-                continue
-            if (
-                isinstance(event, IncidentReported)
-                and start is not None
-                and event.reported_at.timestamp() < start
-                and _unreported(engine, event.incident_id)
-            ):
-                skipped.add(event.incident_id)
-                counts.outside_period += 1
-                continue
             t = event.occurred_at.timestamp()
             while next_decision is not None and next_decision.decided_at.timestamp() < t:
                 _decide(engine, fold, next_decision)
@@ -264,11 +246,6 @@ def _decide(
     fold.extend(engine.advance_to(min(decision.decided_at.timestamp(), horizon), inclusive=False))
     with contextlib.suppress(EngineError):  # an unknown flag, or one too many
         fold.extend(engine.decide(decision))
-
-
-def _unreported(engine: Engine, incident_id: str) -> bool:
-    case = engine.store.get(incident_id)
-    return case is None or case.report is None
 
 
 def _within(t: float, start: float | None, end: float | None) -> bool:

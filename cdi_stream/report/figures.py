@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from cdi_stream.contract import DdmDecision, Finding
 from cdi_stream.engine.outcomes import CATEGORIES, CancellationOutcome, SubjectOutcome
-from cdi_stream.report.inputs import FlagState
+from cdi_stream.report.inputs import FlagState, latest_decisions
 from cdi_stream.report.model import (
     CancellationChecks,
     CategoryRate,
@@ -218,12 +218,14 @@ def timeliness(
             "Of the subjects recorded at all (a crime of any class, however late; for rape "
             "also an N100 with a rationale), the share first recorded at or before the "
             f"deadline: {deadline} hours after the subject's clock started (the report, or "
-            "a later first disclosure of the offence), as the engine's late_recording rule "
-            "judges it. A record cancelled before the deadline and made again after it is "
-            "late; one made after the deadline is not late where a closure that discharged "
-            "the obligation (a transfer, a duplicate, a CRI with a rationale) stood at the "
-            "deadline. The histogram counts hours from clock start to the first record; a "
-            "record made before the clock started counts as 0 hours. Median and 90th "
+            "a later first disclosure of the offence). A record cancelled before the "
+            "deadline and made again after it is late; one first made after the deadline "
+            "counts as in time only where a closure that ended the obligation (a transfer, "
+            "a duplicate, a CRI with a rationale) stood at the deadline. A rape recorded "
+            "under another class first counts from that record (the engine's "
+            "late_recording flag judges the rape record itself). The histogram counts hours "
+            "from clock start to the first record; a record made before the clock started "
+            "counts as 0 hours. Median and 90th "
             "percentile by linear interpolation; the 95% interval is Wilson's."
         ),
         editions=editions_of((s.edition for s in recorded), fallback_editions),
@@ -370,7 +372,7 @@ def cancellation_checks(
 
 def decisions_figure(
     flags: dict[str, FlagState],
-    latest: dict[str, DdmDecision] | None,
+    decisions: Sequence[DdmDecision] | None,
     *,
     fallback_editions: Sequence[str],
 ) -> Decisions:
@@ -385,7 +387,7 @@ def decisions_figure(
         "published, are counted as unmatched. "
     )
     raised: Counter[tuple[str, str]] = Counter((f.rule_id, f.finding) for f in flags.values())
-    if latest is None:
+    if decisions is None:
         return Decisions(
             title="DDM decisions per rule",
             method=method + "No decisions file was given, so no decision is counted.",
@@ -399,17 +401,23 @@ def decisions_figure(
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
     editions: set[str] = set()
     unmatched = 0
-    for flag_id, decision in latest.items():
-        flag = flags.get(flag_id)
+    valid: list[DdmDecision] = []
+    for decision in decisions:
+        flag = flags.get(decision.flag_id)
         # A decision dated before its flag was published cannot be a verdict on it, nor
-        # one naming another incident (the engine refuses it as an unknown flag).
+        # one naming another incident (the engine refuses it as an unknown flag); left
+        # out before the verdict is chosen, so it never hides a valid one.
         if (
             flag is None
             or flag.incident_id != decision.incident_id
             or decision.decided_at.timestamp() < flag.first_seen
         ):
             unmatched += 1
-            continue
+        else:
+            valid.append(decision)
+    standing = latest_decisions(valid)
+    for flag_id, decision in standing.items():
+        flag = flags[flag_id]
         key = (flag.rule_id, flag.finding)
         verdicts[key].append(decision.decision)
         waits[key].append((decision.decided_at.timestamp() - flag.first_seen) / 3600.0)
@@ -434,7 +442,7 @@ def decisions_figure(
         method=method,
         editions=editions_of(editions, fallback_editions),
         supplied=True,
-        decisions=len(latest) - unmatched,
+        decisions=len(standing),
         unmatched=unmatched,
         rows=rows,
     )

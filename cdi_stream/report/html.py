@@ -478,7 +478,8 @@ def _footer(report: Report) -> str:
     return (
         f"<footer><p>Inputs: {'; '.join(sources)}. {_n(i.lines)} lines, {_n(i.events)} "
         f"events applied, {_n(i.rejected)} rejected, {_n(i.duplicates)} duplicates, "
-        f"{_n(i.outside_period)} events of incidents reported outside the period. "
+        f"of the events applied, {_n(i.outside_period)} concern incidents reported outside "
+        "the period. "
         f"{_unread(i.flag_lines_rejected, 'flag file')}"
         f"{_unread(i.decision_lines_rejected, 'decisions file')}"
         f"{_n(i.incidents)} incidents reported in the period, with {_n(i.subjects)} "

@@ -166,7 +166,9 @@ class Inputs(_Model):
     events: int = Field(ge=0)
     rejected: int = Field(ge=0)
     duplicates: int = Field(ge=0)
-    outside_period: int = Field(ge=0, description="events of incidents reported outside it")
+    outside_period: int = Field(
+        ge=0, description="of the events applied, those of incidents reported outside it"
+    )
     flag_lines_rejected: int = Field(ge=0, description="lines of the flag file not read")
     decision_lines_rejected: int = Field(ge=0, description="lines of the decisions file not read")
     incidents: int = Field(ge=0, description="incidents reported in the period")

@@ -12,7 +12,7 @@ import pytest
 from cdi_stream.contract import DdmDecision
 from cdi_stream.engine.outcomes import CancellationOutcome, SubjectOutcome
 from cdi_stream.report import figures
-from cdi_stream.report.inputs import FlagFold, FlagState, latest_decisions
+from cdi_stream.report.inputs import FlagFold, FlagState
 
 HOUR = 3600.0
 T0 = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC).timestamp()
@@ -39,6 +39,7 @@ def subject(**changes: Any) -> SubjectOutcome:
         validly_cancelled=False,
         pending=False,
         late=False,
+        discharged_at_due=False,
         first_recorded_at=T0 + 2 * HOUR,
         principal_code="105A",
         categories=frozenset({"violence"}),
@@ -259,7 +260,7 @@ def test_decisions_per_rule_give_precision_and_time_to_decision() -> None:
         _decision("f3", "rejected", 6, n=2),  # the later decision stands
         _decision("elsewhere", "upheld", 1),
     ]
-    fig = figures.decisions_figure(flags, latest_decisions(decisions), fallback_editions=[])
+    fig = figures.decisions_figure(flags, decisions, fallback_editions=[])
     rows = {r.rule_id: r for r in fig.rows}
     cnr = rows["CRIME_NOT_RECORDED"]
     assert (cnr.flags, cnr.upheld, cnr.rejected) == (3, 2, 1)

@@ -250,3 +250,88 @@ def test_a_period_without_reports_and_one_bound_is_refused(tmp_path: Path, book:
         tmp_path, book, events, period_start=T0 - dt.timedelta(days=2), period_end=T0
     )
     assert _rate(empty) == (0, 0)
+
+
+# -- review of the report fixes -----------------------------------------------------------
+
+
+def test_a_record_after_the_deadline_is_late_when_the_transfer_came_after_it(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """Only a closure standing at the deadline excuses a later record; the engine had
+    already flagged this one at 24 h."""
+    inc = Incident().reported(0).closed(26, "transferred").crime(30, "8N")
+    _, report = _report(tmp_path, book, inc.events)
+    within = report.timeliness.overall.within_24h
+    assert (within.numerator, within.denominator) == (0, 1)
+
+
+def test_timeliness_of_a_rape_counts_records_of_any_class_as_any_crime_does(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    def within(inc: Incident) -> tuple[int, int]:
+        _, report = _report(tmp_path, book, inc.events, as_of=at(40))
+        share = report.timeliness.overall.within_24h
+        return share.numerator, share.denominator
+
+    rape = [("19C", "V1")]
+    recorded_again = Incident().reported(0, disclosures=rape).crime(1, "17A")
+    recorded_again.cancelled(2, "C4").crime(30, "17A", crime_id="C2")
+    assert within(recorded_again) == (0, 1), "cancelled, recorded again after the deadline"
+    transferred = Incident().reported(0, disclosures=rape).closed(2, "transferred")
+    assert within(transferred.crime(30, "17A")) == (1, 1), "as for any crime after a transfer"
+    corrected = Incident().reported(0, disclosures=rape).crime(1, "17A")
+    assert within(corrected.reclassified(30, "17A", "19C", "ABE interview")) == (1, 1)
+
+
+def test_a_refused_decision_never_hides_the_valid_one_after_it(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    events = Incident().reported(0).events + Incident("INC-2", tag="b").reported(0).events
+    flag = flag_id("INC-1", "NCRS-NOT-RECORDED", "victim:V1")
+    decisions = [
+        _decision(flag, "INC-2", "rejected", at(30)),  # names another incident: refused
+        _decision(flag, "INC-1", "upheld", at(31)),
+    ]
+    _, report = _report(tmp_path, book, events, decisions, as_of=at(40))
+    row = next(r for r in report.decisions.rows if r.finding == "crime_not_recorded")
+    assert (row.upheld, row.rejected, report.decisions.unmatched) == (1, 0, 1)
+
+
+def test_an_incident_reported_again_after_its_state_was_dropped_counts_in_the_period(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """Its first report, 40 days earlier, put it on a skip list for good; the engine
+    starts a new case for the new report."""
+    old = Incident(start=T0 - dt.timedelta(days=40), tag="old").reported(0).crime(1)
+    events = old.closed(2, "crime").events + Incident(tag="new").reported(1).events
+    day = dict(period_start=T0, period_end=T0 + dt.timedelta(days=1), as_of=at(30))
+    gathered, report = _report(tmp_path, book, events, **day)
+    assert _rate(report) == (0, 1)
+    assert "crime_not_recorded" in {f.finding for f in gathered.flags.values()}
+
+
+def test_the_report_fires_deadlines_as_a_replay_does_whatever_the_period(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """A skipped event dated later than the events after it did not move the clock, so
+    another incident's flags differed from a replay's."""
+    events = (
+        Incident("INC-A", tag="a").reported(-1).updated(100).events
+        + Incident("INC-B", tag="b").reported(1).crime(10).events
+    )
+    day = dict(period_start=T0, period_end=T0 + dt.timedelta(days=1))
+    with_period, _ = _report(tmp_path, book, events, **day)
+    without, _ = _report(tmp_path, book, events)
+    assert {k: f.status for k, f in with_period.flags.items()} == {
+        k: f.status for k, f in without.flags.items() if f.incident_id == "INC-B"
+    }
+    assert with_period.flags
+
+
+def test_a_period_from_after_every_report_is_refused_too(tmp_path: Path, book: RuleBook) -> None:
+    import pytest
+
+    events = Incident().reported(0).events
+    with pytest.raises(ValueError, match="no incident in the file is reported in the period"):
+        _report(tmp_path, book, events, period_start=T0 + dt.timedelta(days=1))
