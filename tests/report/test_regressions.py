@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cdi_stream.contract import DdmDecision
 from cdi_stream.engine.flags import flag_id
 from cdi_stream.report.build import report_from
@@ -178,13 +180,17 @@ def test_a_report_resent_after_the_period_still_adds_its_victim(
     assert _rate(report) == (1, 2)  # V2 has no crime, as the engine's flag says
 
 
-def test_a_record_made_after_a_transfer_is_not_late(tmp_path: Path, book: RuleBook) -> None:
-    """Closed as transferred, then recorded after the deadline: the engine raises no
-    late recording, and timeliness counted it late."""
-    inc = Incident().reported(0).closed(2, "transferred").crime(30, "8N")
+@pytest.mark.parametrize(("transferred_at", "in_time"), [(2, 1), (26, 0)])
+def test_a_record_after_a_transfer_is_in_time_only_if_the_transfer_stood_at_the_deadline(
+    tmp_path: Path, book: RuleBook, transferred_at: float, in_time: int
+) -> None:
+    """Transferred at 2 h, then recorded after the deadline: the engine raises no late
+    recording, and timeliness counted it late. Transferred only after the deadline
+    (26 h), the engine had flagged it at 24 h: late."""
+    inc = Incident().reported(0).closed(transferred_at, "transferred").crime(30, "8N")
     _, report = _report(tmp_path, book, inc.events)
     within = report.timeliness.overall.within_24h
-    assert (within.numerator, within.denominator) == (1, 1)
+    assert (within.numerator, within.denominator) == (in_time, 1)
 
 
 def test_a_rape_recorded_under_another_class_counts_in_timeliness(
@@ -241,8 +247,6 @@ def test_a_byte_order_mark_on_a_decisions_file_loses_no_decision(
 
 def test_a_period_without_reports_and_one_bound_is_refused(tmp_path: Path, book: RuleBook) -> None:
     """It took 1970 as the missing bound (a 2,923-week trend)."""
-    import pytest
-
     events = Incident().reported(0).events
     with pytest.raises(ValueError, match="no incident in the file is reported in the period"):
         _report(tmp_path, book, events, period_end=T0 - dt.timedelta(days=1))
@@ -253,17 +257,6 @@ def test_a_period_without_reports_and_one_bound_is_refused(tmp_path: Path, book:
 
 
 # -- review of the report fixes -----------------------------------------------------------
-
-
-def test_a_record_after_the_deadline_is_late_when_the_transfer_came_after_it(
-    tmp_path: Path, book: RuleBook
-) -> None:
-    """Only a closure standing at the deadline excuses a later record; the engine had
-    already flagged this one at 24 h."""
-    inc = Incident().reported(0).closed(26, "transferred").crime(30, "8N")
-    _, report = _report(tmp_path, book, inc.events)
-    within = report.timeliness.overall.within_24h
-    assert (within.numerator, within.denominator) == (0, 1)
 
 
 def test_timeliness_of_a_rape_counts_records_of_any_class_as_any_crime_does(
@@ -330,8 +323,6 @@ def test_the_report_fires_deadlines_as_a_replay_does_whatever_the_period(
 
 
 def test_a_period_from_after_every_report_is_refused_too(tmp_path: Path, book: RuleBook) -> None:
-    import pytest
-
     events = Incident().reported(0).events
     with pytest.raises(ValueError, match="no incident in the file is reported in the period"):
         _report(tmp_path, book, events, period_start=T0 + dt.timedelta(days=1))
