@@ -253,21 +253,20 @@ def _subject(
     due_at = row.due_at
     first_recorded_at = row.first_covered
     late = bool(fact["late"])
+    discharged = bool(fact["discharged"])
+    closure = view.closure_at(at.now) if row.rape and discharged else None
+    n100_closed = closure.at if closure is not None and closure.closure_type == "n100" else None
+    if n100_closed is not None:
+        # An N100 closure with a rationale stands in for a rape crime as an N100
+        # record does: counted as recorded, from the closure, not left out as discharged.
+        covered, discharged = True, False
+        if first_recorded_at is None or n100_closed < first_recorded_at:
+            first_recorded_at = n100_closed
     if row.rape and row.victim_ref is not None and due_at is not None:
         # Timeliness counts a record of any class: a rape recorded under another class
         # was recorded (the rape rate counts its class as wrong), and one reclassified
         # to rape later was recorded when first recorded.
-        first_recorded_at, late = _any_class_record(view, row.victim_ref, due_at)
-    discharged = bool(fact["discharged"])
-    closure = view.closure_at(at.now) if row.rape and discharged else None
-    if closure is not None and closure.closure_type == "n100":
-        # An N100 closure with a rationale stands in for a rape crime as an N100
-        # record does: counted as recorded, from the closure, not left out as discharged.
-        covered, discharged = True, False
-        if first_recorded_at is None or closure.at < first_recorded_at:
-            first_recorded_at = closure.at
-        if due_at is not None and first_recorded_at > due_at:
-            late = late or not discharges(view.closure_at(due_at), True)
+        first_recorded_at, late = _any_class_record(view, row.victim_ref, due_at, n100_closed)
     validly_cancelled = (
         not covered
         and bool(crimes)
@@ -305,15 +304,19 @@ def _subject(
     )
 
 
-def _any_class_record(view: CaseView, victim_ref: str, due_at: float) -> tuple[float | None, bool]:
-    """When a victim was first recorded, with a crime of any class or an N100, and
-    whether that was late: nothing standing at ``due_at`` but a record after it, with
-    no closure that ended the obligation standing at ``due_at``."""
-    crimes = view.crimes_of(victim_ref)
-    times = [c.crime.at for c in crimes] + list(view.n100_times)
+def _any_class_record(
+    view: CaseView, victim_ref: str, due_at: float, n100_closed: float | None
+) -> tuple[float | None, bool]:
+    """When a victim was first recorded, with a crime of any class that stood, an N100
+    record or an N100 closure, and whether that was late: nothing standing at
+    ``due_at`` but a record after it, with no closure that ended the obligation
+    standing at ``due_at``."""
+    crimes = [c for c in view.crimes_of(victim_ref) if c.crime.at < c.cancelled_at]
+    n100s = [*view.n100_times, *([] if n100_closed is None else [n100_closed])]
+    times = [c.crime.at for c in crimes] + n100s
     if not times:
         return None, False
-    standing = any(c.standing(due_at) for c in crimes) or any(t <= due_at for t in view.n100_times)
+    standing = any(c.standing(due_at) for c in crimes) or any(t <= due_at for t in n100s)
     late = not standing and max(times) > due_at and not discharges(view.closure_at(due_at), True)
     return min(times), late
 

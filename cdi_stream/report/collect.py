@@ -188,7 +188,20 @@ def collect(
             incidents.add(outcome.incident_id)
             subjects.extend(outcome.subjects)
             cancellations.extend(outcome.cancellations)
-    in_period = {k: f for k, f in fold.flags.items() if f.incident_id in incidents}
+    # An incident reported again after its state was dropped is a new case: the old
+    # case's flags (raised before the new case's report) are not the period's. Replayed
+    # flags carry event time, as the report does; a flags file's carry the wall clock.
+    since = {
+        case.incident_id: case.report.at
+        for case in store.every_case()
+        if case.report is not None and lo <= case.report.reported_at < hi
+    }
+    in_period = {
+        k: f
+        for k, f in fold.flags.items()
+        if f.incident_id in incidents
+        and (flags_path is not None or f.first_seen >= since[f.incident_id])
+    }
     return Collected(
         start=start,
         end=end,

@@ -221,7 +221,8 @@ def timeliness(
             "a later first disclosure of the offence). A record cancelled before the "
             "deadline and made again after it is late; one first made after the deadline "
             "counts as in time only where a closure that ended the obligation (a transfer, "
-            "a duplicate, a CRI with a rationale) stood at the deadline. A rape recorded "
+            "a duplicate, a CRI with a rationale; for rape also an N100 with a rationale) "
+            "stood at the deadline. A rape recorded "
             "under another class first counts from that record (the engine's "
             "late_recording flag judges the rape record itself). The histogram counts hours "
             "from clock start to the first record; a record made before the clock started "
@@ -410,7 +411,9 @@ def decisions_figure(
         if (
             flag is None
             or flag.incident_id != decision.incident_id
-            or decision.decided_at.timestamp() < flag.first_seen
+            # At the very moment it was raised, too: the engine applies a decision
+            # before what falls due at its time, so the flag was not there yet.
+            or decision.decided_at.timestamp() <= flag.first_seen
         ):
             unmatched += 1
         else:

@@ -326,3 +326,47 @@ def test_a_period_from_after_every_report_is_refused_too(tmp_path: Path, book: R
     events = Incident().reported(0).events
     with pytest.raises(ValueError, match="no incident in the file is reported in the period"):
         _report(tmp_path, book, events, period_start=T0 + dt.timedelta(days=1))
+
+
+def test_a_rape_record_cancelled_then_closed_as_n100_after_the_deadline_is_late(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """As with an N100 record or a new rape crime after the deadline; the closure's time
+    was never weighed when an earlier (cancelled) record existed."""
+    inc = Incident().reported(0, disclosures=[("19C", "V1")]).crime(1, "19C").cancelled(2, "C4")
+    _, report = _report(tmp_path, book, inc.closed(30, "n100", "not a crime").events)
+    within = report.timeliness.overall.within_24h
+    assert (within.numerator, within.denominator) == (0, 1)
+
+
+def test_a_crime_cancelled_before_it_was_recorded_is_no_record_of_a_rape(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    inc = Incident().reported(0, disclosures=[("19C", "V1")])
+    inc.cancelled(1, "C4").crime(2, "19C")  # the cancellation arrived dated first
+    _, report = _report(tmp_path, book, inc.events, as_of=at(30))
+    assert report.timeliness.overall.within_24h.denominator == 0
+
+
+def test_flags_of_a_dropped_case_stay_out_of_the_new_cases_period(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    old = Incident(start=T0 - dt.timedelta(days=40), tag="old").reported(0)
+    events = old.closed(1, "non_crime").events + Incident(tag="new").reported(1).crime(2).events
+    day = dict(period_start=T0, period_end=T0 + dt.timedelta(days=1), as_of=at(30))
+    gathered, report = _report(tmp_path, book, events, **day)
+    assert _rate(report) == (1, 1)
+    assert gathered.flags == {} and gathered.flags_outside_period == 1
+
+
+def test_a_decision_at_the_moment_its_flag_is_raised_is_unmatched(
+    tmp_path: Path, book: RuleBook
+) -> None:
+    """The engine applies a decision before what falls due at its time, so it refused
+    this one; the report counted it as a rejection of a flag it showed open."""
+    events = Incident().reported(0).events
+    flag = flag_id("INC-1", "NCRS-NOT-RECORDED", "victim:V1")
+    decisions = [_decision(flag, "INC-1", "rejected", at(24))]
+    gathered, report = _report(tmp_path, book, events, decisions, as_of=at(30))
+    assert gathered.flags[flag].status == "open"
+    assert (report.decisions.decisions, report.decisions.unmatched) == (0, 1)
