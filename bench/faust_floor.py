@@ -25,7 +25,7 @@ from typing import Any
 
 from cdi_stream.runtime import tune_gc
 from cdi_stream.settings import Settings, load_settings
-from cdi_stream.stream.app import RAW_BYTES, cases_table, changelog_topic
+from cdi_stream.stream.app import RAW_BYTES, cases_table
 from cdi_stream.stream.transport import low_latency_app
 from cdi_stream.stream.worker import _Worker, ensure_topics
 
@@ -47,7 +47,7 @@ def build(mode: str, settings: Settings) -> Any:
                 table[event.message.key] = event.message.value
 
     else:
-        changelog = app.topic(changelog_topic(settings), partitions=settings.partitions, **raw)
+        changelog = app.topic(settings.changelog_topic, partitions=settings.partitions, **raw)
 
         @app.agent(incidents, name="floor-forward")
         async def forward(stream: Any) -> None:

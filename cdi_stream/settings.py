@@ -350,24 +350,7 @@ class Settings(BaseSettings):
         # Loaded now, as the worker will load them: a file that is there but is not
         # PEM (or a key that does not match its certificate) is a settings problem, not
         # a traceback once the worker has started.
-        try:
-            context = ssl.create_default_context(
-                purpose=ssl.Purpose.SERVER_AUTH,
-                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
-            )
-        except (ssl.SSLError, OSError) as exc:
-            raise _problem("ssl_cafile", f"cannot be loaded as PEM certificates: {exc}") from None
-        if self.ssl_certfile is not None:
-            try:
-                context.load_cert_chain(
-                    str(self.ssl_certfile),
-                    keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
-                )
-            except (ssl.SSLError, OSError) as exc:
-                raise _problem(
-                    "ssl_certfile",
-                    f"cannot be loaded with its key ({env_name('ssl_keyfile')}) as PEM: {exc}",
-                ) from None
+        self._tls_context()
 
     # Derived configuration ---------------------------------------------------------------
 
@@ -435,15 +418,29 @@ class Settings(BaseSettings):
         """faust (aiokafka) takes TLS only as a context, not as file names."""
         if self.security_protocol not in _SSL_PROTOCOLS:
             return None
-        context = ssl.create_default_context(
-            purpose=ssl.Purpose.SERVER_AUTH,
-            cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
-        )
-        if self.ssl_certfile is not None:
-            context.load_cert_chain(
-                str(self.ssl_certfile),
-                keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+        return self._tls_context()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The TLS context from the configured files; a file that cannot be loaded is
+        a problem named by its variable."""
+        try:
+            context = ssl.create_default_context(
+                purpose=ssl.Purpose.SERVER_AUTH,
+                cafile=str(self.ssl_cafile) if self.ssl_cafile else None,
             )
+        except (ssl.SSLError, OSError) as exc:
+            raise _problem("ssl_cafile", f"cannot be loaded as PEM certificates: {exc}") from None
+        if self.ssl_certfile is not None:
+            try:
+                context.load_cert_chain(
+                    str(self.ssl_certfile),
+                    keyfile=str(self.ssl_keyfile) if self.ssl_keyfile else None,
+                )
+            except (ssl.SSLError, OSError) as exc:
+                raise _problem(
+                    "ssl_certfile",
+                    f"cannot be loaded with its key ({env_name('ssl_keyfile')}) as PEM: {exc}",
+                ) from None
         return context
 
     def broker_credentials(self) -> Any:

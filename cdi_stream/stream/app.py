@@ -74,11 +74,6 @@ RAW_BYTES: Final[Mapping[str, Any]] = {
 TICK_SECONDS = 0.2
 
 
-def changelog_topic(settings: Settings) -> str:
-    """faust's name for the cases table's changelog (created before the app starts)."""
-    return settings.changelog_topic
-
-
 @dataclass
 class Shell:
     """What the agents share: one engine per owned partition over one case table."""

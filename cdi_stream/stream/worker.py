@@ -18,7 +18,7 @@ from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.runtime import tune_gc
 from cdi_stream.settings import Settings, unknown_env_vars
-from cdi_stream.stream.app import build_app, changelog_topic
+from cdi_stream.stream.app import build_app
 
 COMPACT = {"cleanup.policy": "compact"}
 log = logging.getLogger(__name__)
@@ -32,12 +32,12 @@ def ensure_topics(settings: Settings) -> None:
     re-map keys: a mismatch is a start-up error, never a silent repair.
     """
     topics = {name: settings.partitions for name in settings.topics}
-    topics[changelog_topic(settings)] = settings.partitions
+    topics[settings.changelog_topic] = settings.partitions
     create_topics(
         ",".join(settings.bootstrap_servers),
         topics,
         replication=settings.replication_factor,
-        config={changelog_topic(settings): COMPACT},
+        config={settings.changelog_topic: COMPACT},
         client_config=settings.kafka_python_config("admin"),
     )
 
