@@ -274,12 +274,13 @@ class Engine:
         resolved: set[str] = set()
         qualifiers = case.qualifiers
         wakeups = facts.wakeups
-        deadlines = case.deadlines
-        tracked = 0
+        # The open deadlines follow from the facts, so they are derived afresh: a
+        # subject gone from the facts (its disclosure moved to another victim, say)
+        # keeps none.
+        case.deadlines.clear()
         for row in facts.rows:
             if row.scope == "subject":
                 self._track_deadline(case, row, at)
-                tracked += row.subject in deadlines
             rules = edition.by_scope.get(row.scope)
             if not rules:
                 continue
@@ -311,12 +312,6 @@ class Engine:
                     desired[key] = Desired(rule, row, details, level)
                 elif rule.id in found.resolved:
                     resolved.add(rule.id + "|" + row.subject)
-        if len(deadlines) > tracked:
-            # A subject gone from the facts (its disclosure moved to another victim, say)
-            # has no deadline left; nothing else would ever remove it.
-            live = {row.subject for row in facts.rows if row.scope == "subject"}
-            for subject in [s for s in deadlines if s not in live]:
-                del deadlines[subject]
         if not desired and not case.flags:  # nothing wanted, nothing to take back
             self._schedule(case, wakeups)
             return []
@@ -334,17 +329,15 @@ class Engine:
         return changes
 
     def _track_deadline(self, case: CaseState, row: FactRow, at: Moment) -> None:
-        """Keep the subject's open deadline in the case, and report its outcome (first
-        recorded, in time or late; or deadline breached) once."""
+        """Keep the subject's open deadline in the case (which the evaluation has just
+        emptied), and report its outcome (first recorded, in time or late; or deadline
+        breached) once."""
         fact = row.fact
         subject = row.subject
         due = row.due_at
-        deadlines = case.deadlines
         if not fact["recordable"] or due is None:
-            deadlines.pop(subject, None)
             return
         if fact["covered"] or fact["late"]:
-            deadlines.pop(subject, None)
             key = "recorded:" + subject
             if key in case.counted:
                 return
@@ -359,11 +352,10 @@ class Engine:
                 self.observer.recorded(max(0.0, first - start), in_time)
             return
         if fact["discharged"]:
-            deadlines.pop(subject, None)
-        elif not at.passed(due):
-            deadlines[subject] = due
+            return
+        if not at.passed(due):
+            case.deadlines[subject] = due
         else:
-            deadlines.pop(subject, None)
             key = "breached:" + subject
             if key not in case.counted:
                 case.counted.add(key)
