@@ -49,8 +49,6 @@ _MAX_LINE_BYTES = 1_048_576
 @dataclass(slots=True)
 class ReplayCounts(LineCounts):
     outside_period: int = 0
-    first_report: float | None = None
-    last_report: float | None = None
     # The latest event time in the file, inside the period or not: how far it reaches.
     last_event: float = 0.0
 
@@ -151,19 +149,13 @@ def collect(
         for case in store.every_case()
         if case.report is not None and _within(case.report.reported_at, *bounds)
     ]
-    counts.first_report = min(held, default=None)
-    counts.last_report = max(held, default=None)
-    if (
-        counts.first_report is None
-        and counts.events
-        and (period_start is None or period_end is None)
-    ):
+    if not held and counts.events and (period_start is None or period_end is None):
         raise ValueError(
             "no incident in the file is reported in the period; give both --from and --to "
             "to report on a period with none"
         )
-    start = period_start or _utc(counts.first_report)
-    end = period_end or _utc(None if counts.last_report is None else counts.last_report + 1)
+    start = period_start or _utc(min(held, default=None))
+    end = period_end or _utc(max(held) + 1 if held else None)
     # The events say how far the record goes, not the decisions: a decision made after
     # the extract must not make crimes not yet due look unrecorded.
     evaluated_at = max(counts.last_event, as_of.timestamp() if as_of else 0.0)
