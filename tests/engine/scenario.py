@@ -85,6 +85,18 @@ class Incident:
         )
         return self
 
+    def contrary(
+        self, hours: float, code: str = "8N", victim: str = "V1", disclosure_id: str = "D1"
+    ) -> Incident:
+        """An update replacing the disclosure with one that has contrary evidence."""
+        disclosure = {
+            "disclosure_id": disclosure_id,
+            "offence_code": code,
+            "victim_ref": victim,
+            "contrary_evidence": True,
+        }
+        return self.updated(hours, disclosures=[disclosure])
+
     def crime(
         self,
         hours: float,

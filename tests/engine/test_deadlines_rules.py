@@ -127,34 +127,12 @@ def test_warning_offsets_are_configurable(book: RuleBook) -> None:
 
 
 def test_contrary_evidence_means_no_crime_is_owed(book: RuleBook) -> None:
-    inc = Incident().reported(0)
-    inc.updated(
-        2,
-        disclosures=[
-            {
-                "disclosure_id": "D1",
-                "offence_code": "8N",
-                "victim_ref": "V1",
-                "contrary_evidence": True,
-            }
-        ],
-    )
+    inc = Incident().reported(0).contrary(2)
     assert run(book, inc.events, until=48).changes == []
 
 
 def test_contrary_evidence_after_the_breach_withdraws_it(book: RuleBook) -> None:
-    inc = Incident().reported(0)
-    inc.updated(
-        30,
-        disclosures=[
-            {
-                "disclosure_id": "D1",
-                "offence_code": "8N",
-                "victim_ref": "V1",
-                "contrary_evidence": True,
-            }
-        ],
-    )
+    inc = Incident().reported(0).contrary(30)
     out = run(book, inc.events, until=48)
     assert out.history("crime_not_recorded") == [(1, "open"), (2, "withdrawn")]
     assert out.open() == []

@@ -382,18 +382,7 @@ def test_an_upheld_warning_replaced_by_a_not_recorded_finding_is_withdrawn(
 def test_an_upheld_flag_no_longer_needed_ends_the_same_whatever_arrived_first(
     book: RuleBook,
 ) -> None:
-    inc = Incident().reported(0)
-    inc.updated(
-        40,
-        disclosures=[
-            {
-                "disclosure_id": "D1",
-                "offence_code": "8N",
-                "victim_ref": "V1",
-                "contrary_evidence": True,
-            }
-        ],
-    )
+    inc = Incident().reported(0).contrary(40)
     report, update = inc.events
     first = _drive(
         book, [report, ("advance", 25), ("upheld", "crime_not_recorded", 30), update], 50
