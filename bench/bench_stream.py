@@ -60,7 +60,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 
-from cdi_stream.broker import LocalBroker, create_topics
+from cdi_stream.broker import LocalBroker, committed_offsets, create_topics
 from cdi_stream.deployment import PrivateDeployment
 from cdi_stream.simulate import SimConfig, write_jsonl
 from cdi_stream.stream.tables import partition_for
@@ -313,18 +313,6 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def committed_offsets(
-    admin: Any, group: str, topic: str, partitions: Sequence[int]
-) -> dict[int, int]:
-    """The group's committed offsets (-1: none yet); right on the local broker, unlike
-    its end offsets."""
-    from kafka import TopicPartition as KafkaTopicPartition
-
-    tps = [KafkaTopicPartition(topic, p) for p in partitions]
-    offsets = admin.list_group_offsets({group: tps}).get(group, {})
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta is not None}
-
-
 async def wait_for_commits(
     bootstrap: str, group: str, published: Published, timeout: float
 ) -> tuple[float | None, dict[int, int]]:
@@ -348,7 +336,7 @@ async def wait_for_commits(
                 seen, moved = now, time.monotonic()
             if all(seen.get(p, -1) >= end for p, end in published.ends.items()):
                 return time.time(), seen
-            if time.monotonic() - moved > STALL_SECONDS and seen:
+            if time.monotonic() - moved > STALL_SECONDS and max(seen.values(), default=-1) >= 0:
                 return None, seen
             await asyncio.sleep(COMMIT_POLL_SECONDS)
         return None, seen

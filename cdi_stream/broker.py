@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -450,6 +450,22 @@ def _admin(bootstrap: str, timeout: float, client_config: Mapping[str, Any] | No
         protocol = (client_config or {}).get("security_protocol", "PLAINTEXT")
         how = "" if protocol == "PLAINTEXT" else f" over {protocol} (is that what it speaks?)"
         raise BrokerError(f"cannot reach the broker at {bootstrap}{how}: {exc!r}") from exc
+
+
+def committed_offsets(
+    admin: Any, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int]:
+    """A consumer group's committed offset per partition, -1 where it has committed none.
+
+    Read from the group coordinator, which the local broker keeps right, unlike its end
+    offsets: how far a group has got is what waits on a worker's progress need."""
+    from kafka import TopicPartition
+
+    wanted = sorted(partitions)
+    tps = [TopicPartition(topic, p) for p in wanted]
+    got = admin.list_group_offsets({group: tps}).get(group, {})
+    found = {tp.partition: meta.offset for tp, meta in got.items() if meta is not None}
+    return {p: found.get(p, -1) for p in wanted}
 
 
 def create_topics(

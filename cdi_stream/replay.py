@@ -123,12 +123,10 @@ def parsed_events(
     """The events of a file with their line numbers. A line that is not a valid event
     is counted, kept (up to a bound) and reported to ``on_error``, never dropped
     silently; blank lines are skipped."""
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(without_bom(lines), start=1):
         counts.lines = number
         if on_progress is not None:
             on_progress(len(raw))
-        if number == 1 and raw.startswith(UTF8_BOM):
-            raw = raw[len(UTF8_BOM) :]  # written by some Windows editors; not part of the JSON
         if raw[:1] != b"{" and not raw.strip():  # an object needs no stripping to see
             continue
         try:
@@ -162,6 +160,17 @@ def apply_event(
 
 MAX_KEPT_ERRORS = 1000
 UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a file without the byte order mark some Windows editors write first:
+    it is not part of the JSON, and left on it would lose the first line."""
+    it = iter(lines)
+    first = next(it, None)
+    if first is None:
+        return
+    yield first.removeprefix(UTF8_BOM)
+    yield from it
 
 
 def _counting_dead_letters(

@@ -8,14 +8,14 @@ when a DDM could first act on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from cdi_stream.contract import ContractError, DdmDecision, FlagChange, parse_decision
-from cdi_stream.replay import UTF8_BOM
+from cdi_stream.replay import without_bom
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ def read_flags(path: Path, fold: FlagFold) -> ReadCounts:
     topic); lines that are not flag changes are counted and skipped."""
     counts = ReadCounts()
     with path.open("rb") as handle:
-        for raw in _lines(handle):
+        for raw in without_bom(handle):
             if not raw.strip():
                 continue
             counts.lines += 1
@@ -102,7 +102,7 @@ def read_decisions(path: Path) -> tuple[list[DdmDecision], ReadCounts]:
     seen: set[str] = set()
     out: list[DdmDecision] = []
     with path.open("rb") as handle:
-        for raw in _lines(handle):
+        for raw in without_bom(handle):
             if not raw.strip():
                 continue
             counts.lines += 1
@@ -129,9 +129,3 @@ def latest_decisions(decisions: Iterable[DdmDecision]) -> dict[str, DdmDecision]
         if current is None or current.decision != "rejected":
             latest[d.flag_id] = d
     return latest
-
-
-def _lines(handle: Iterable[bytes]) -> Iterator[bytes]:
-    """The file's lines, without the byte order mark some Windows editors write first."""
-    for number, raw in enumerate(handle):
-        yield raw.removeprefix(UTF8_BOM) if number == 0 else raw

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from cdi_stream.broker import committed_offsets
 from cdi_stream.simulate import SimConfig, write_jsonl
 from tests.conftest import RULES_DIR
 from tests.faults.conftest import COUNTS, Broker
@@ -113,15 +114,13 @@ def wait_committed(bootstrap: str, topics: Topics, published: int, deadline: flo
     """Until the group's committed offsets on the input cover ``published`` messages
     (right on the local broker, unlike its end offsets; they lag processing by up to a
     commit interval, which only makes the wait longer); False if ``deadline`` passes."""
-    from kafka import TopicPartition as KafkaTopicPartition
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    tps = [KafkaTopicPartition(topics.incidents, p) for p in range(PARTITIONS)]
     try:
         while True:
-            offsets = admin.list_group_offsets({topics.group: tps}).get(topics.group, {})
-            done = sum(max(meta.offset, 0) for meta in offsets.values() if meta is not None)
+            offsets = committed_offsets(admin, topics.group, topics.incidents, range(PARTITIONS))
+            done = sum(max(offset, 0) for offset in offsets.values())
             if done >= published:
                 return True
             if time.monotonic() > deadline:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cdi_stream.broker import committed_offsets
 from cdi_stream.replay import replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.simulate import SimConfig, write_jsonl
@@ -192,7 +193,7 @@ def one_of_two_workers_killed(
         b.kill()
         # Read before a can take over (a session timeout, 3 s, at least).
         group = topics.env(broker)["CDI_CONSUMER_GROUP"]
-        uncommitted = committed_offsets(broker, group, topics.incidents, PARTITIONS).count(None)
+        uncommitted = uncommitted_partitions(broker, group, topics.incidents)
         publish(broker, topics.incidents, messages[len(messages) // 2 :])
         got = wait_for(lambda: read_all(broker, topics.review), converged(expected))
     finally:
@@ -202,14 +203,15 @@ def one_of_two_workers_killed(
     return Takeover(expected, got, logs, uncommitted)
 
 
-def committed_offsets(broker: str, group: str, topic: str, partitions: int) -> list[int | None]:
-    from kafka import KafkaConsumer, TopicPartition
+def uncommitted_partitions(broker: str, group: str, topic: str) -> int:
+    from kafka.admin import KafkaAdminClient
 
-    consumer = KafkaConsumer(bootstrap_servers=broker, group_id=group, enable_auto_commit=False)
+    admin = KafkaAdminClient(bootstrap_servers=broker)
     try:
-        return [consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
+        offsets = committed_offsets(admin, group, topic, range(PARTITIONS))
     finally:
-        consumer.close()
+        admin.close()
+    return sum(1 for offset in offsets.values() if offset < 0)
 
 
 def test_two_workers_share_the_partitions_and_either_can_die(
