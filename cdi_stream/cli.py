@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -46,18 +47,12 @@ RulesDirOption = Annotated[
 
 
 def _parse_time(value: str, option: str) -> dt.datetime:
+    from cdi_stream.contract import parse_timestamp
+
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_timestamp(value)
     except ValueError as exc:
-        raise typer.BadParameter(
-            f"not an RFC 3339 timestamp: {value}", param_hint=f"'{option}'"
-        ) from exc
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(
-            "the timestamp needs a timezone offset, e.g. 2026-01-05T00:00:00Z",
-            param_hint=f"'{option}'",
-        )
-    return parsed
+        raise typer.BadParameter(f"{value}: {exc}", param_hint=f"'{option}'") from exc
 
 
 def _error(message: object, label: str = "error", style: str = "red") -> None:
@@ -103,6 +98,11 @@ def _to_stdout(path: Path | None) -> bool:
     return path is not None and str(path) == "-"
 
 
+def _close_quietly(handle: BinaryIO) -> None:
+    with contextlib.suppress(OSError):
+        handle.close()
+
+
 def _write_error(exc: OSError) -> NoReturn:
     _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}")
 
@@ -145,7 +145,7 @@ def replay(
     """Run the rules over a file of events with an event-time clock; print flag changes."""
     from cdi_stream.contract import format_timestamp
     from cdi_stream.metrics import Metrics
-    from cdi_stream.replay import LineError
+    from cdi_stream.replay import LineError, OutputError
     from cdi_stream.replay import replay as run_replay
     from cdi_stream.runtime import tune_gc
 
@@ -157,11 +157,12 @@ def replay(
     with ExitStack() as stack:
         source, size = _open_events(events, stack)
         try:
-            sink: BinaryIO = (
-                stack.enter_context(out.open("wb"))
-                if out and not _to_stdout(out)
-                else sys.stdout.buffer
-            )
+            sink: BinaryIO = sys.stdout.buffer
+            if out and not _to_stdout(out):
+                sink = out.open("wb")
+                # Flushed, and any failure reported, before the end; closing after a
+                # failed write would only raise it again.
+                stack.callback(_close_quietly, sink)
         except OSError as exc:
             _write_error(exc)
         progress = None
@@ -181,17 +182,26 @@ def replay(
 
         recorder = Metrics() if metrics is not None else None
         tune_gc()
-        summary = run_replay(
-            source,
-            book,
-            out=sink,
-            until=until_at,
-            config=engine_config,
-            on_error=report,
-            on_progress=advance,
-            metrics=recorder,
-        )
-        sink.flush()
+        target = str(out) if out and not _to_stdout(out) else "standard output"
+        try:
+            summary = run_replay(
+                source,
+                book,
+                out=sink,
+                until=until_at,
+                config=engine_config,
+                on_error=report,
+                on_progress=advance,
+                metrics=recorder,
+            )
+        except OutputError as exc:
+            _fail(f"cannot write {target}: {exc}; the flag changes written are incomplete")
+        except OSError as exc:  # only writes are wrapped: this came from reading
+            _fail(f"cannot read {events}: {exc.strerror or exc}")
+        try:
+            sink.flush()
+        except OSError as exc:
+            _fail(f"cannot write {target}: {exc.strerror or exc}")
     book.close()
     if recorder is not None and metrics is not None:
         try:
@@ -387,13 +397,20 @@ def backtest(
 
 
 def _open_events(name: str, stack: ExitStack) -> tuple[Iterator[bytes], int]:
+    from cdi_stream.contract import DEFAULT_MAX_BYTES
+    from cdi_stream.replay import bounded_lines
+
     if name == "-":
-        return iter(sys.stdin.buffer), 0
+        return bounded_lines(sys.stdin.buffer, DEFAULT_MAX_BYTES), 0
     path = Path(name)
-    if not path.is_file():
+    if path.is_dir() or not path.exists():  # a pipe, /dev/stdin or <(zcat ...) will do
         _fail(_not_a_file(path))
-    handle = stack.enter_context(path.open("rb"))
-    return iter(handle), path.stat().st_size
+    try:
+        handle = stack.enter_context(path.open("rb"))
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror or exc}")
+    size = path.stat().st_size if path.is_file() else 0
+    return bounded_lines(handle, DEFAULT_MAX_BYTES), size
 
 
 def _not_a_file(path: Path) -> str:

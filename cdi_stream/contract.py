@@ -20,8 +20,9 @@ Choices that are not obvious from the contract:
 * Booleans are strict: `"yes"` or `1` for `contrary_evidence` is a schema error,
   not a guess.
 * Every string and list is bounded, so one hostile message cannot exhaust memory in a
-  long-lived stream processor. Control-room opening/closing codes get the reference
-  bound (64), not the Home Office code bound (16), because forces use long mnemonics.
+  long-lived stream processor. Control-room opening/closing codes and cancellation
+  reasons take up to 2,000 characters, not the Home Office code bound (16), because
+  forces use long mnemonics and some systems send a sentence (kept only as "free text").
 * `reported_at` and `Disclosure.disclosed_at` are filled in by the event's validator,
   so after parsing they are never `None`; their declared type states that invariant.
   `Disclosure.disclosed_at_given` still tells whether the sender gave the time, which a
@@ -34,6 +35,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, Self
 
@@ -41,6 +43,7 @@ import pydantic_core
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -82,6 +85,7 @@ __all__ = [
     "format_timestamp",
     "parse_decision",
     "parse_incident_event",
+    "parse_timestamp",
 ]
 
 DEFAULT_MAX_BYTES: Final = 1_048_576
@@ -115,9 +119,26 @@ EARLIEST_TIMESTAMP: Final = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP: Final = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
+# RFC 3339's date-time (``T``, ``t`` or a space between date and time; seconds required;
+# an offset with a colon). The offset is optional here only so that a naive timestamp
+# gets the parser's own "timezone required" error. Without this check the parser would
+# also read a string of digits ("1700000000", or the same in milliseconds) as epoch time.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?")
+# The same for JSON Schema users, with the offset required and the years bounded (in
+# local time: the models bound the instant in UTC).
+_RFC3339_PATTERN: Final = (
+    r"^(?:19|20)\d{2}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
 def _utc(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
     if isinstance(value, int | float):  # bool is an int too
         raise PydanticCustomError("datetime_type", "timestamp must be an RFC 3339 string")
+    if isinstance(value, str) and _RFC3339.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "datetime_format",
+            "timestamp must be RFC 3339 with an offset, e.g. 2026-11-23T07:30:00Z",
+        )
     parsed: datetime = handler(value)
     try:
         return parsed.astimezone(UTC)
@@ -143,7 +164,7 @@ Timestamp = Annotated[
     AwareDatetime,
     WrapValidator(_utc_in_range),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": _RFC3339_PATTERN}),
 ]
 # Written by the engine: a deadline may fall after the last input instant.
 OutputTimestamp = Annotated[
@@ -152,6 +173,15 @@ OutputTimestamp = Annotated[
     PlainSerializer(_format_output_timestamp, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # JSON true would otherwise pass as the literal 1
+        raise PydanticCustomError("literal_error", "schema_version must be the number 1")
+    return value
+
+
+_SchemaVersion = Annotated[Literal[1], BeforeValidator(_not_bool)]
 
 
 def _bounded(max_length: int, min_length: int = 0) -> StringConstraints:
@@ -274,7 +304,7 @@ class Disclosure(_Model):
 
 
 class _Envelope(_Model):
-    schema_version: Literal[1]
+    schema_version: _SchemaVersion
     event_id: EventId
     event_type: str  # narrowed to one Literal per event class, the union's discriminator
     incident_id: Ref
@@ -436,7 +466,7 @@ class DdmDecision(_Model):
     is refused, so a future format cannot be misread.
     """
 
-    schema_version: Literal[1] = 1
+    schema_version: _SchemaVersion = 1
     decision_id: EventId
     flag_id: Annotated[str, _bounded(128, 1)]
     incident_id: Ref
@@ -674,6 +704,20 @@ _MESSAGES: Final = {
 }
 
 
+_TIMESTAMP_ADAPTER: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A timestamp given outside a message (a command's option, say), held to the same
+    rules as those in events: RFC 3339 with an offset, years 1900-2099; in UTC. Raises
+    ``ValueError`` saying what is wrong."""
+    try:
+        return _TIMESTAMP_ADAPTER.validate_python(text)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ValueError(_MESSAGES.get(first["type"], first["msg"])) from None
+
+
 def parse_incident_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> IncidentEvent:
     """Parse one `cdi.incidents` message or raise `ContractError`."""
     data = _checked_bytes(raw, max_bytes)
@@ -724,7 +768,8 @@ def _classify(exc: ValidationError, data: bytes, *, tagged: bool) -> ContractErr
         return ContractError("not_json", None, str(err))
     if not isinstance(doc, dict):
         return ContractError("not_object", None, f"expected a JSON object, got {_json_type(doc)}")
-    if "schema_version" in doc and doc["schema_version"] != 1:
+    version = doc.get("schema_version", 1)
+    if isinstance(version, int) and not isinstance(version, bool) and version != 1:
         value = _short(doc["schema_version"])
         return ContractError(
             "unsupported_schema_version", "schema_version", f"{value} is not supported (1 is)"

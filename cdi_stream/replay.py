@@ -14,10 +14,25 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from cdi_stream.contract import ContractError, FlagChange, IncidentEvent, parse_incident_event
+from cdi_stream.contract import (
+    DEFAULT_MAX_BYTES,
+    ContractError,
+    FlagChange,
+    IncidentEvent,
+    parse_incident_event,
+)
 from cdi_stream.engine import Engine, EngineConfig, EngineError
 from cdi_stream.metrics import Metrics
 from cdi_stream.rules.book import RuleBook
+
+
+class OutputError(Exception):
+    """Writing the flag changes failed (a full disk, a closed pipe): told apart from a
+    failure to read the events, which is the input's problem."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or str(cause))
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +83,7 @@ def replay(
     config: EngineConfig | None = None,
     on_error: Callable[[LineError], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
-    max_line_bytes: int = 1_048_576,
+    max_line_bytes: int = DEFAULT_MAX_BYTES,
     metrics: Metrics | None = None,
 ) -> ReplaySummary:
     """Run every line through the engine; bad lines are reported and skipped.
@@ -89,7 +104,10 @@ def replay(
             summary.flag_changes += 1
             summary.final_status[change.flag_id] = (change.finding, change.status)
             if out is not None:
-                out.write(change.to_json_bytes() + b"\n")
+                try:
+                    out.write(change.to_json_bytes() + b"\n")
+                except OSError as exc:
+                    raise OutputError(exc) from exc
 
     events = parsed_events(
         lines, summary, max_line_bytes=max_line_bytes, on_error=on_error, on_progress=on_progress
@@ -104,10 +122,11 @@ def replay(
     summary.last_event_at = engine.now
     if metrics is not None and summary.duplicates:
         metrics.duplicates.inc(summary.duplicates)
-    if until is not None:
-        emit(engine.advance_to(until.timestamp(), inclusive=True))
-    elif engine.now is not None:
-        emit(engine.advance_to(engine.now, inclusive=True))
+    end = until.timestamp() if until is not None else engine.now
+    if end is not None:
+        # An ``until`` before the last event leaves time there (it never moves back),
+        # but what falls due at that last instant still fires, as without ``until``.
+        emit(engine.advance_to(max(end, engine.now or end), inclusive=True))
     summary.unknown_offence_codes = engine.stats["unknown_offence_codes"]
     return summary
 
@@ -116,7 +135,7 @@ def parsed_events(
     lines: Iterable[bytes],
     counts: LineCounts,
     *,
-    max_line_bytes: int = 1_048_576,
+    max_line_bytes: int = DEFAULT_MAX_BYTES,
     on_error: Callable[[LineError], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, IncidentEvent]]:
@@ -126,9 +145,17 @@ def parsed_events(
     for number, raw in enumerate(without_bom(lines), start=1):
         counts.lines = number
         if on_progress is not None:
-            on_progress(len(raw))
+            on_progress(raw.size if isinstance(raw, OversizeLine) else len(raw))
+        if isinstance(raw, OversizeLine):
+            error = LineError(
+                number, "too_large", None, f"message is {raw.size} bytes, limit {max_line_bytes}"
+            )
+            _reject(counts, error, on_error)
+            continue
         if raw[:1] != b"{" and not raw.strip():  # an object needs no stripping to see
             continue
+        if raw[-1:] == b"\n":  # the line ending is no part of the message and its size
+            raw = raw[:-2] if raw[-2:] == b"\r\n" else raw[:-1]
         try:
             event = parse_incident_event(raw, max_bytes=max_line_bytes)
         except ContractError as exc:
@@ -160,6 +187,33 @@ def apply_event(
 
 MAX_KEPT_ERRORS = 1000
 UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class OversizeLine(bytes):
+    """What a line longer than the limit is read as: its first bytes and its size, so
+    that one huge line (a whole file with no line breaks, say) never has to be held."""
+
+    size: int
+
+
+def bounded_lines(handle: BinaryIO, max_bytes: int) -> Iterator[bytes]:
+    """The lines of ``handle``, each an ``OversizeLine`` when it holds more than
+    ``max_bytes`` besides its line ending; memory stays within about ``max_bytes``."""
+    limit = max_bytes + 2  # room for a CRLF
+    while line := handle.readline(limit):
+        if len(line) < limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size, tail = len(line), line[-2:]
+        while more := handle.readline(limit):
+            size, tail = size + len(more), (tail + more)[-2:]
+            if more.endswith(b"\n"):
+                break
+        if tail.endswith(b"\n"):
+            size -= 2 if tail == b"\r\n" else 1
+        oversize = OversizeLine(line[:64])
+        oversize.size = size
+        yield oversize
 
 
 def without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:

@@ -511,3 +511,103 @@ def test_a_data_directory_that_cannot_be_made_is_a_start_up_error(
     result = runner.invoke(app, ["worker"])
     assert result.exit_code == 2
     assert "cannot use" in result.stderr and "CDI_DATA_DIR" in result.stderr
+
+
+CLI = [sys.executable, "-m", "cdi_stream.entry"]
+
+
+def _flags(result_stdout: bytes) -> list[dict[str, object]]:
+    return [json.loads(line) for line in result_stdout.splitlines()]
+
+
+def test_until_before_the_last_event_still_fires_what_is_due_at_it(tmp_path: Path) -> None:
+    """An ``until`` before the last event used to skip the final step that fires what
+    falls due exactly at the last event's time, so it dropped flags."""
+    reported = json.loads(SAMPLE.read_text().splitlines()[0])
+    later = {**reported, "event_id": "tick", "incident_id": "OTHER", "disclosures": []}
+    start = dt.datetime.fromisoformat(reported["occurred_at"].replace("Z", "+00:00"))
+    later["occurred_at"] = later["reported_at"] = (start + dt.timedelta(hours=24)).isoformat()
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(reported) + "\n" + json.dumps(later) + "\n")
+    plain = subprocess.run(
+        [*CLI, "replay", str(events), "-q"],
+        capture_output=True,
+        check=True,
+    )
+    early = subprocess.run(
+        [*CLI, "replay", str(events), "-q", "--until", "2000-01-01T00:00:00Z"],
+        capture_output=True,
+        check=True,
+    )
+    assert "crime_not_recorded" in {f["finding"] for f in _flags(plain.stdout)}
+    assert early.stdout == plain.stdout
+
+
+def test_a_failed_write_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    result = subprocess.run(
+        [*CLI, "replay", str(SAMPLE), "-q", "--out", "/dev/full"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "cannot write /dev/full" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_events_from_a_pipe_or_process_substitution_are_read(tmp_path: Path) -> None:
+    """/dev/stdin, a named pipe or ``<(zcat ...)`` exist but are not regular files; they
+    were refused as "no such file"."""
+    expected = subprocess.run(
+        [*CLI, "replay", str(SAMPLE), "-q"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with SAMPLE.open("rb") as stdin:
+        piped = subprocess.run(
+            [*CLI, "replay", "/dev/stdin", "-q"],
+            stdin=stdin,
+            capture_output=True,
+            check=True,
+        ).stdout
+    assert piped == expected
+
+
+def test_a_line_of_exactly_the_limit_is_accepted_and_a_longer_one_is_not_held(
+    tmp_path: Path,
+) -> None:
+    """The line ending used to count towards the 1 MiB message limit; and an overlong
+    line was read whole before it was refused."""
+    from cdi_stream.contract import DEFAULT_MAX_BYTES
+
+    first = json.loads(SAMPLE.read_text().splitlines()[0])
+    first["padding"] = ""
+    body = json.dumps(first, separators=(",", ":"))
+    first["padding"] = "x" * (DEFAULT_MAX_BYTES - len(body))
+    exact = json.dumps(first, separators=(",", ":")).encode()
+    assert len(exact) == DEFAULT_MAX_BYTES
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(exact + b"\r\n" + exact[:-2] + b'x"}\n' + b"{" * 5_000_000 + b"\n")
+    result = runner.invoke(app, ["replay", str(events), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "events read: 1  rejected: 2" in result.stderr
+    assert f"line 2: too_large: message is {DEFAULT_MAX_BYTES + 1} bytes" in result.stderr
+    assert "line 3: too_large: message is 5000000 bytes" in result.stderr
+
+
+def test_bounded_lines_holds_at_most_the_limit() -> None:
+    import io
+
+    from cdi_stream.replay import OversizeLine, bounded_lines
+
+    data = b"a" * 10 + b"\n" + b"b" * 10 + b"\r\n" + b"c" * 30 + b"\r\n" + b"d" * 12
+    lines = list(bounded_lines(io.BytesIO(data), 10))
+    assert lines[0] == b"a" * 10 + b"\n"
+    assert [
+        (type(x), len(x) if not isinstance(x, OversizeLine) else x.size) for x in lines[1:]
+    ] == [
+        (bytes, 12),
+        (OversizeLine, 30),
+        (OversizeLine, 12),
+    ]

@@ -299,6 +299,41 @@ def test_numeric_timestamp_is_refused() -> None:
     assert (err.kind, err.field) == ("schema", "occurred_at")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1700000000",  # epoch seconds in a string
+        "1700000000000",  # the same instant in milliseconds
+        "0",
+        "-1",
+        "1.5e9",
+        "2026-11-25T10:00Z",  # no seconds
+        "2026-11-25T10:00:00+0100",  # no colon in the offset
+        "2026-W48-3T10:00:00Z",
+        "20261125T100000Z",
+        "yesterday",
+    ],
+)
+def test_a_timestamp_that_is_not_rfc_3339_is_refused(text: str) -> None:
+    """The parser reads a string of digits as epoch time (seconds or milliseconds,
+    whichever fits): a mix-up that would silently move a deadline."""
+    doc = {**EXAMPLES["crime.recorded"][1], "occurred_at": text}
+    err = contract_error(dumps(doc))
+    assert (err.kind, err.field) == ("schema", "occurred_at")
+    assert "RFC 3339" in err.message
+    with pytest.raises(ContractError) as info:
+        parse_decision(dumps({**DECISION, "decided_at": text}))
+    assert (info.value.kind, info.value.field) == ("schema", "decided_at")
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-25T10:00:00Z", "2026-11-25t10:00:00z", "2026-11-25 10:00:00.25+01:00"]
+)
+def test_rfc_3339_spellings_are_accepted(text: str) -> None:
+    doc = {**EXAMPLES["crime.recorded"][1], "occurred_at": text}
+    assert parse_incident_event(dumps(doc)).occurred_at.tzinfo is UTC
+
+
 def test_non_boolean_flag_is_refused() -> None:
     doc = {**EXAMPLES["crime.cancelled"][1], "victim_informed": "yes"}
     err = contract_error(dumps(doc))
@@ -358,11 +393,23 @@ def test_missing_event_type_is_a_schema_error() -> None:
     assert (err.kind, err.field) == ("schema", "event_type")
 
 
-@pytest.mark.parametrize("version", [2, 0, "1"])
+@pytest.mark.parametrize("version", [2, 0])
 def test_other_schema_version_is_unsupported(version: object) -> None:
     doc = {**EXAMPLES["crime.recorded"][1], "schema_version": version}
     err = contract_error(dumps(doc))
     assert (err.kind, err.field) == ("unsupported_schema_version", "schema_version")
+
+
+@pytest.mark.parametrize("version", ["1", True, 1.5])
+def test_a_schema_version_that_is_not_a_number_is_a_schema_error(version: object) -> None:
+    """Not a newer format but a malformed field (``true`` used to pass as 1, and "1"
+    was called unsupported while the message said 1 is supported)."""
+    for event in (EXAMPLES["crime.recorded"][1], DECISION):
+        doc = {**event, "schema_version": version}
+        parse = parse_decision if event is DECISION else parse_incident_event
+        with pytest.raises(ContractError) as info:
+            parse(dumps(doc))
+        assert (info.value.kind, info.value.field) == ("schema", "schema_version")
 
 
 def test_version_is_checked_before_event_type() -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
+import pytest
+
+from cdi_stream.contract import ContractError, parse_incident_event
 from cdi_stream.schemas import SCHEMA_FILES, check_schemas, export_schemas, render_schemas
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
@@ -76,3 +80,47 @@ def test_event_schema_is_a_union_discriminated_by_event_type() -> None:
 def test_output_schemas_list_every_field_as_required() -> None:
     doc = json.loads(render_schemas()["flag-change.schema.json"])
     assert set(doc["required"]) == set(doc["properties"])
+
+
+CRIME_RECORDED = {
+    "schema_version": 1,
+    "event_id": "evt-1",
+    "event_type": "crime.recorded",
+    "incident_id": "INC-1",
+    "occurred_at": "2026-11-25T10:00:00Z",
+    "crime_id": "CR-1",
+    "offence_code": "8N",
+    "victim_ref": "V-1",
+    "recorded_by_role": "officer",
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("occurred_at", "2026-11-25T10:00:00Z"),
+        ("occurred_at", "2026-11-25 10:00:00.5+01:00"),
+        ("occurred_at", "2026-11-25T10:00:00"),  # naive
+        ("occurred_at", "1700000000"),  # epoch seconds in a string
+        ("occurred_at", "2026-11-25T10:00Z"),
+        ("occurred_at", "yesterday"),
+        ("occurred_at", "1850-01-01T00:00:00Z"),
+        ("occurred_at", "2150-01-01T00:00:00Z"),
+        ("schema_version", True),
+        ("schema_version", "1"),
+        ("schema_version", 2),
+    ],
+)
+def test_the_event_schema_accepts_what_the_models_accept(field: str, value: object) -> None:
+    """A producer that validates against ``schemas/`` must not send what the worker
+    dead-letters, nor be refused what it would accept (``format`` alone is not checked
+    by most validators, so timestamps carry a pattern too)."""
+    doc = {**CRIME_RECORDED, field: value}
+    schema = json.loads(render_schemas()["incident-event.schema.json"])
+    by_schema = jsonschema.Draft202012Validator(schema).is_valid(doc)
+    try:
+        parse_incident_event(json.dumps(doc))
+        by_model = True
+    except ContractError:
+        by_model = False
+    assert by_schema == by_model

@@ -36,7 +36,17 @@ from cdi_stream.rules.book import Edition
 
 VALID_REASONS = frozenset({"C1", "C2", "C3", "C4", "C5"})
 RESTRICTED_FAMILIES = frozenset({"sexual", "violence", "robbery"})
-HATE_PREFIX = "hate_"
+# The contract's hate-crime qualifiers. Only these: a qualifier the contract does not
+# name (``hate_misogyny``, say) is kept and ignored by the rules, as the contract says.
+HATE_QUALIFIERS = frozenset(
+    {
+        "hate_race",
+        "hate_religion",
+        "hate_disability",
+        "hate_sexual_orientation",
+        "hate_transgender",
+    }
+)
 
 
 Fact = dict[str, str | int | bool]
@@ -686,8 +696,11 @@ def _victim(
     compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
     in_addition = False
     if edition.doc.conduct_in_addition:
-        non_conduct = [c for c in disclosed_codes if c not in conduct_codes]
-        if non_conduct and len(non_conduct) < len(disclosed_codes):
+        # An unknown code is not comparable, so it is no "other offence" either (the
+        # conduct gap leaves it out too); only known ones make a conduct crime count in
+        # addition.
+        non_conduct = [c for c in disclosed_codes if c not in conduct_codes and c in offences]
+        if non_conduct and any(c in conduct_codes for c in disclosed_codes):
             in_addition = True
             compare_disclosed = non_conduct
             compare_recorded = [c for c in recorded_codes if c not in conduct_codes]
@@ -804,11 +817,7 @@ def _victim_details(
     and the code expected."""
     disclosed_p, recorded_p, corrected = codes
     q = view.state.qualifiers
-    used_q = sorted(
-        k
-        for k in q
-        if k in ("injury", "former_partner", "course_of_conduct") or k.startswith(HATE_PREFIX)
-    )
+    used_q = sorted(k for k in q if k in _CLASSIFYING_QUALIFIERS)
     crime_ids = {c.crime.crime_id for c in crimes}
     evidence = {d.event_id for d in discs} | {c.crime.event_id for c in crimes}
     reclassified = [r for r in view.state.reclassifications if r.crime_id in crime_ids]
@@ -835,11 +844,11 @@ def _victim_details(
     )
 
 
+_CLASSIFYING_QUALIFIERS = HATE_QUALIFIERS | {"injury", "former_partner", "course_of_conduct"}
+
+
 def _any_hate(qualifiers: dict[str, list[Any]]) -> bool:
-    for k in qualifiers:  # noqa: SIM110 - a loop avoids a generator per call
-        if k.startswith(HATE_PREFIX):
-            return True
-    return False
+    return not HATE_QUALIFIERS.isdisjoint(qualifiers)
 
 
 _NO_CRIME: Fact = {
@@ -1007,7 +1016,8 @@ def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
             "crime_id": c.crime_id,
             "victim_ref": victim_ref or "",
             "offence_code": code or "unknown",
-            "reason": c.reason if c.reason in VALID_REASONS else "an invalid reason",
+            # The code as given (``C6``, say), or ``free text``: what the DDM must correct.
+            "reason": c.reason,
             "authoriser_role": c.role,
             "victim_informed": informed,
             "problems": "; ".join(problems) or "none",

@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdi_stream.contract import DdmDecision
+from cdi_stream.contract import DEFAULT_MAX_BYTES, DdmDecision
 from cdi_stream.engine import Engine, EngineConfig, EngineError, MemoryStore
 from cdi_stream.engine.outcomes import CancellationOutcome, SubjectOutcome, case_outcomes
 from cdi_stream.engine.state import CaseState
-from cdi_stream.replay import LineCounts, LineError, apply_event, parsed_events
+from cdi_stream.replay import LineCounts, LineError, apply_event, bounded_lines, parsed_events
 from cdi_stream.report.inputs import (
     FlagFold,
     FlagState,
@@ -43,7 +43,7 @@ from cdi_stream.rules.book import RuleBook
 
 __all__ = ["Collected", "collect"]
 
-_MAX_LINE_BYTES = 1_048_576
+_MAX_LINE_BYTES = DEFAULT_MAX_BYTES
 
 
 @dataclass(slots=True)
@@ -225,7 +225,12 @@ def _replay(
     pending = iter(decisions or ())
     next_decision = next(pending, None)
     with path.open("rb") as handle:
-        events = parsed_events(handle, counts, max_line_bytes=_MAX_LINE_BYTES, on_error=on_error)
+        events = parsed_events(
+            bounded_lines(handle, _MAX_LINE_BYTES),
+            counts,
+            max_line_bytes=_MAX_LINE_BYTES,
+            on_error=on_error,
+        )
         for number, event in events:
             counts.last_event = max(counts.last_event, event.occurred_at.timestamp())
             t = event.occurred_at.timestamp()

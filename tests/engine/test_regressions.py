@@ -787,3 +787,40 @@ def test_the_report_waits_for_a_later_conduct_crimes_deadline(book: RuleBook) ->
     assert waiting.covered and waiting.complete  # recorded so far, the rest not yet due
     missing = subject_at(55)
     assert not missing.complete
+
+
+def test_a_hate_qualifier_the_contract_does_not_name_is_ignored(book: RuleBook) -> None:
+    """Unknown qualifiers are kept and ignored by the rules; ``hate_misogyny`` used to
+    count as a hate qualifier because of its prefix."""
+    unknown = Incident().reported(0, disclosures=[("105A", "V1")], qualifiers=["hate_misogyny"])
+    assert run(book, unknown.crime(2, "105A").events, until=30).open() == []
+    known = Incident().reported(0, disclosures=[("105A", "V1")], qualifiers=["hate_race"])
+    out = run(book, known.crime(2, "105A").events, until=30)
+    assert out.open() == [("wrong_classification", "V1")]
+    assert out.one("wrong_classification").expected["offence_code"] == "105B"
+
+
+def test_an_unknown_code_beside_conduct_offences_does_not_suppress_their_comparison(
+    book: RuleBook,
+) -> None:
+    """In the conduct edition an unknown code counted as the victim's "other offence",
+    so the ordinary comparison among the conduct offences was skipped."""
+    start = dt.datetime(2019, 6, 3, 8, 0, tzinfo=dt.UTC)
+    with_unknown = (
+        Incident(start=start).reported(0, disclosures=[("8Q", "V1"), ("ZZ1", "V1")]).crime(2, "8L")
+    )
+    plain = Incident(start=start).reported(0, disclosures=[("8Q", "V1")]).crime(2, "8L")
+    for inc in (with_unknown, plain):
+        out = run(book, inc.events, until=30)
+        assert out.open() == [("wrong_classification", "V1")]
+        assert out.one("wrong_classification").expected["offence_code"] == "8Q"
+
+
+def test_an_invalid_cancellation_reason_is_shown_as_given(book: RuleBook) -> None:
+    """``observed.reason`` said "an invalid reason" while the explanation named C6; a
+    reason given as free text is shown as such, never quoted."""
+    for reason, shown in (("C6", "C6"), ("victim withdrew support", "free text")):
+        inc = Incident().reported(0).crime(2).cancelled(3, reason, role="ddm", informed=True)
+        flag = run(book, inc.events, until=30).one("incorrect_cancellation")
+        assert flag.observed["reason"] == shown
+        assert "withdrew" not in flag.explanation

@@ -59,8 +59,13 @@ def not_object(rng: random.Random, line: bytes) -> tuple[bytes, str | None]:
 
 
 def newer_schema(rng: random.Random, line: bytes) -> tuple[bytes, str | None]:
-    version = rng.choice([2, 0, "1", None, 1.5, 2**70])
-    return _edit(line, schema_version=version), "unsupported_schema_version"
+    version = rng.choice([2, 0, "1", None, 1.5, True, 2**70])
+    # Another whole number is a version this worker does not know; anything else is a
+    # malformed field.
+    newer = isinstance(version, int) and not isinstance(version, bool)
+    return _edit(line, schema_version=version), (
+        "unsupported_schema_version" if newer else "schema"
+    )
 
 
 def unknown_type(rng: random.Random, line: bytes) -> tuple[bytes, str | None]:
