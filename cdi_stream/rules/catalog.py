@@ -78,7 +78,11 @@ FACTS: dict[Scope, dict[str, FactSpec]] = {
         f.name: f
         for f in (
             _b("reason_valid", "the reason is one of C1-C5"),
-            _s("reason", (), "the cancellation reason as given"),
+            _s(
+                "reason",
+                ("C1", "C2", "C3", "C4", "C5", "other"),
+                "the cancellation reason: C1..C5, or other for any other code or free text",
+            ),
             _b("has_avi", "additional verifiable information was recorded"),
             _s("authoriser_role", ROLES, "who authorised the cancellation"),
             _b("restricted_family", "sexual offence, violence or robbery"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import stat
 import string
 import sys
@@ -184,9 +185,10 @@ def _read_entry(path: Path) -> _Entry:
 def _hash(entries: list[_Entry]) -> str:
     digest = hashlib.sha256()
     for entry in entries:
-        digest.update(entry.path.name.encode() + b"\0" + entry.raw + b"\0")
+        # A file name need not be UTF-8 (undecodable bytes come back as surrogates).
+        digest.update(os.fsencode(entry.path.name) + b"\0" + entry.raw + b"\0")
         if entry.problem is not None:
-            digest.update(b"\1" + entry.problem.encode() + b"\0")
+            digest.update(b"\1" + entry.problem.encode(errors="surrogateescape") + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -424,8 +426,12 @@ def _check_versions(rule_id: str, versions: list[LoadedRule]) -> list[RuleProble
             if prev.file != nxt.file:
                 message += f" with the version in {prev.file}"
             out.append(RuleProblem(nxt.file, rule_id, message))
+    kept = ("finding", "scope", "raise_status")
     for other in versions[1:]:
-        if (other.doc.finding, other.doc.scope) != (first.doc.finding, first.doc.scope):
-            msg = "every version of a rule id must keep its finding and scope"
-            out.append(RuleProblem(other.file, rule_id, msg))
+        # The engine settles a flag's fate (withdrawn or left as raised) by rule id,
+        # whatever the edition it was raised under, so these must not differ.
+        changed = [k for k in kept if getattr(other.doc, k) != getattr(first.doc, k)]
+        if changed:
+            msg = "every version of a rule id must keep its finding, scope and raise_status"
+            out.append(RuleProblem(other.file, rule_id, f"{msg} ({', '.join(changed)} differ)"))
     return out

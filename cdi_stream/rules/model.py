@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from cdi_stream.contract import Finding, Priority
+from cdi_stream.offences import load_offences
 
 # A flag's ``expected``/``observed`` keys are bounded by the flag contract (FlagChange):
 # 1-64 characters, at most 32 entries. A rule naming more, or longer, would make the
@@ -16,6 +25,21 @@ from cdi_stream.contract import Finding, Priority
 _FlagKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 _FactName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 _MAX_FLAG_ENTRIES = 32
+
+
+def _calendar_date(value: Any) -> Any:
+    """Only a calendar date: YAML turns ``2000-01-01T00:00:00+05:00`` into a datetime and
+    ``946684800`` into a number, and either would otherwise pass as some date."""
+    if isinstance(value, dt.datetime):
+        raise ValueError("a date such as 2018-04-01, without a time")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value
+    raise ValueError("a date such as 2018-04-01")
+
+
+_Date = Annotated[dt.date, BeforeValidator(_calendar_date)]
 
 
 class RuleDoc(BaseModel):
@@ -33,8 +57,8 @@ class RuleDoc(BaseModel):
     verify: bool = Field(
         default=False, description="the source is secondary and should be checked locally"
     )
-    effective_from: dt.date
-    effective_to: dt.date | None = None
+    effective_from: _Date
+    effective_to: _Date | None = None
     scope: Literal["subject", "victim", "reclassification", "cancellation", "closure"]
     when: dict[str, Any]
     resolved_when: dict[str, Any] | None = None
@@ -52,7 +76,7 @@ class EditionDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
-    effective_from: dt.date
+    effective_from: _Date
     title: str = Field(min_length=3, max_length=200)
     conduct_in_addition: bool = False
     former_partner_stalking: bool = False
@@ -62,5 +86,19 @@ class EditionsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str = "Europe/London"
-    conduct_codes: list[str] = Field(default_factory=lambda: ["8Q", "8L", "8M", "8R", "8U"])
+    conduct_codes: list[str] = Field(
+        default_factory=lambda: ["8Q", "8L", "8M", "8R", "8U"], min_length=1, max_length=50
+    )
     editions: list[EditionDoc] = Field(min_length=1)
+
+    @field_validator("conduct_codes")
+    @classmethod
+    def _known_codes(cls, codes: list[str]) -> list[str]:
+        # A typo ("8LL") would silently take a conduct crime out of the rules.
+        offences = load_offences()
+        unknown = [c for c in codes if c not in offences]
+        if unknown:
+            raise ValueError(f"not Home Office offence codes: {', '.join(map(repr, unknown))}")
+        if len(set(codes)) != len(codes):
+            raise ValueError("a code is listed twice")
+        return codes

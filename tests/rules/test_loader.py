@@ -114,7 +114,17 @@ def test_versions_must_keep_finding_and_scope(tmp_path: Path) -> None:
         "finding: crime_not_recorded", "finding: late_recording"
     )
     found = problems(rules_dir(tmp_path, first, second))
-    assert any("keep its finding and scope" in p for p in found), found
+    assert any("keep its finding, scope and raise_status (finding differ)" in p for p in found)
+
+
+def test_versions_must_keep_their_raise_status(tmp_path: Path) -> None:
+    """The engine looks a rule's raise status up by id: a later version raising as
+    resolved used to decide, for every edition, that such flags are never withdrawn."""
+    first = GOOD.replace("scope: subject", "scope: subject\neffective_to: 2018-03-31")
+    second = GOOD.replace("effective_from: 2000-01-01", "effective_from: 2018-04-01")
+    second += "raise_status: resolved\n"
+    found = problems(rules_dir(tmp_path, first, second))
+    assert any("(raise_status differ)" in p for p in found), found
 
 
 def test_effective_to_must_end_before_an_edition(tmp_path: Path) -> None:
@@ -199,6 +209,16 @@ CANCEL = CLOSURE.replace("scope: closure", "scope: cancellation").replace(
 )
 
 
+def test_a_cancellation_reason_the_engine_never_reports_is_refused(tmp_path: Path) -> None:
+    """The engine reports a reason as C1..C5 or ``other``; a rule on ``C6`` passed the
+    check and could never fire."""
+    found = problems(rules_dir(tmp_path, CANCEL.replace("reason_valid: false", "reason: C6")))
+    assert found == [
+        f"{tmp_path / 'rules' / 'extra.yaml'}: TEST-CLOSURE: when.reason: 'C6' is not a value "
+        "of reason (C1, C2, C3, C4, C5, other)"
+    ]
+
+
 def test_an_effective_to_on_the_last_date_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     doc = GOOD.replace("scope: subject", "scope: subject\neffective_to: 9999-12-31")
     found = problems(rules_dir(tmp_path, doc))
@@ -249,8 +269,10 @@ def test_long_all_and_any_lists_are_refused_before_they_are_walked(
 
 
 def in_list(count: int) -> str:
+    values = ("C1", "C2", "C3", "C4", "C5", "other")  # every value the fact takes
     return CANCEL.replace(
-        "reason_valid: false", "reason: {in: [" + ", ".join(f"R{i}" for i in range(count)) + "]}"
+        "reason_valid: false",
+        "reason: {in: [" + ", ".join(values[i % len(values)] for i in range(count)) + "]}",
     )
 
 
@@ -377,4 +399,55 @@ def test_the_readme_example_rule_is_the_shipped_rule() -> None:
         for doc in yaml.safe_load_all(path.read_text())
         if isinstance(doc, dict) and doc.get("id") == shown["id"]
     )
-    assert {key: shipped[key] for key in shown} == shown
+    assert shown == shipped  # whole, so that a reader can copy it and have a valid rule
+
+
+def test_a_file_name_that_is_not_utf8_is_read_like_any_other(tmp_path: Path) -> None:
+    """Hashing the directory encoded file names as UTF-8, so such a name crashed
+    ``rules check`` and made a worker log a traceback on every reload poll."""
+    import os
+
+    target = rules_dir(tmp_path, GOOD)
+    (target / "extra.yaml").rename(target / os.fsdecode(b"extra\xff.yaml"))
+    with RuleBook.from_directory(target) as book:
+        assert any(r.id == "TEST-RULE" for e in book.editions for r in e.rules)
+
+
+@pytest.mark.parametrize(
+    ("codes", "message"),
+    [
+        ('["8Q", "8LL", "zzz"]', "not Home Office offence codes: '8LL', 'zzz'"),
+        ('["8Q", "8Q"]', "a code is listed twice"),
+        ("[]", "List should have at least 1 item"),
+    ],
+)
+def test_conduct_codes_must_be_offence_codes(tmp_path: Path, codes: str, message: str) -> None:
+    """A typo in ``conduct_codes`` used to pass and silently take a conduct crime out of
+    the 2018-2023 rules."""
+    target = rules_dir(tmp_path, GOOD)
+    editions = target / "editions.yaml"
+    text = editions.read_text()
+    assert "conduct_codes:" in text
+    lines = [
+        f"conduct_codes: {codes}" if line.startswith("conduct_codes:") else line
+        for line in text.splitlines()
+    ]
+    editions.write_text("\n".join(lines) + "\n")
+    found = problems(target)
+    assert any(p.startswith(f"{editions}: conduct_codes: ") and message in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "value", ["946684800", "2000-01-01T00:00:00+05:00", '"1 Jan 2000"', "true"]
+)
+def test_a_date_that_is_not_a_calendar_date_is_refused(tmp_path: Path, value: str) -> None:
+    """A number passed as seconds since 1970 and a date-time with an offset passed as
+    its date, so a typo moved a rule's period without a word."""
+    doc = GOOD.replace("effective_from: 2000-01-01", f"effective_from: {value}")
+    found = problems(rules_dir(tmp_path, doc))
+    assert any("TEST-RULE: effective_from: " in p and "a date such as" in p for p in found), found
+
+
+def test_a_quoted_date_is_a_date(tmp_path: Path) -> None:
+    doc = GOOD.replace("effective_from: 2000-01-01", 'effective_from: "2000-01-01"')
+    assert "TEST-RULE" in {r.doc.id for r in load_rules(rules_dir(tmp_path, doc)).rules}
