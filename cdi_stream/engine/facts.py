@@ -433,7 +433,7 @@ def _subject_details(
     return Details(
         context=context,
         evidence=tuple(sorted(evidence)),
-        crime_ids=tuple(sorted(c.crime.crime_id for c in relevant)),
+        crime_ids=tuple(sorted({c.crime.crime_id for c in relevant})),
         priority_codes=tuple(c for c in (principal, gap.missing) if c),
     )
 
@@ -947,7 +947,7 @@ def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     for i, r in enumerate(reclasses):
         downgrade = bool(offences.more_serious(r.from_code, r.to_code))
         restored = restored_at[i]
-        crime = view.crime_by_id.get(r.crime_id)
+        crime = view.crime_at(r.crime_id, r.at)
         victim_ref = crime.crime.victim_ref if crime else None
         fact: dict[str, str | int | bool] = {
             "scope": "reclassification",
@@ -982,7 +982,7 @@ def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
 def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     rows: list[FactRow] = []
     for c in view.state.cancellations:
-        crime = view.crime_by_id.get(c.crime_id)
+        crime = view.crime_at(c.crime_id, c.at)
         # The crime as it was when cancelled: a later reclassification does not change
         # who had the authority to cancel it.
         code = crime.code_at(c.at) if crime else ""

@@ -73,7 +73,7 @@ def payload(case: CaseState, edition_id: str, want: Desired, now: float) -> dict
         "crime_ids": list(details.crime_ids[:MAX_CRIME_IDS]),
         "expected": {k: shown[src] for k, src in rule.expected},
         "observed": {k: shown[src] for k, src in rule.observed},
-        "due_at": row.due_at,
+        "due_at": row.due_at if rule.due_at is None else float(ctx[rule.due_at]),
         "event_time": float(ctx[rule.event_time]),
         "explanation": rule.explanation.format_map(shown),
         "evidence": list(details.evidence[:MAX_EVIDENCE]),

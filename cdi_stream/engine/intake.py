@@ -86,16 +86,23 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
         )
         _insort(state.closures, closure, _closure_key)
     elif isinstance(event, CrimeRecorded):
+        crime = Crime(
+            event.event_id,
+            at,
+            event.crime_id,
+            event.offence_code,
+            event.victim_ref,
+            event.recorded_by_role,
+        )
         existing = state.crimes.get(event.crime_id)
-        if existing is None or (at, event.event_id) < (existing.at, existing.event_id):
-            state.crimes[event.crime_id] = Crime(
-                event.event_id,
-                at,
-                event.crime_id,
-                event.offence_code,
-                event.victim_ref,
-                event.recorded_by_role,
-            )
+        if existing is None:
+            state.crimes[event.crime_id] = crime
+        else:
+            # The earliest record is the crime; later ones are kept apart, so that the
+            # same records give the same state whatever order they arrived in.
+            if (at, event.event_id) < (existing.at, existing.event_id):
+                state.crimes[event.crime_id], crime = crime, existing
+            _insort(state.rerecords, crime, _crime_key)
     elif isinstance(event, CrimeReclassified):
         reclassification = Reclassification(
             event.event_id,
@@ -165,6 +172,10 @@ def _insort(items: list[T], item: T, key: Callable[[T], Any]) -> None:
 # Each list of a case is kept in event-time order. Events mostly arrive in order, so
 # each is inserted where it belongs (after any equal key, as a stable sort would put
 # it) rather than appended and the whole list sorted again.
+
+
+def _crime_key(c: Crime) -> tuple[float, str]:
+    return c.at, c.event_id
 
 
 def _closure_key(c: Closure) -> tuple[float, str]:

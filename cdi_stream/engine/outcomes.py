@@ -246,7 +246,8 @@ def _subject(
         )
     details = row.details()
     context = details.context
-    crimes = [view.crime_by_id[c] for c in details.crime_ids if c in view.crime_by_id]
+    wanted = set(details.crime_ids)
+    crimes = [v for v in view.crimes if v.crime.crime_id in wanted]  # reinstated ones too
     principal = str(context.get("principal_code", "")) or None
     if principal == "unknown":
         principal = None

@@ -109,6 +109,9 @@ class CaseState:
     victims: dict[str, str] = field(default_factory=dict)
     disclosures: list[DisclosureVersion] = field(default_factory=list)
     crimes: dict[str, Crime] = field(default_factory=dict)
+    # Later records of a crime id already held, in event-time order: a crime recorded
+    # again after its cancellation stands again (it was reinstated).
+    rerecords: list[Crime] = field(default_factory=list)
     reclassifications: list[Reclassification] = field(default_factory=list)
     cancellations: list[Cancellation] = field(default_factory=list)
     closures: list[Closure] = field(default_factory=list)
@@ -134,6 +137,7 @@ class CaseState:
             "victims": dict(sorted(self.victims.items())),
             "disclosures": [_row(d) for d in self.disclosures],
             "crimes": [_row(c) for c in self.crimes.values()],
+            **({"rerecords": [_row(c) for c in self.rerecords]} if self.rerecords else {}),
             "reclassifications": [_row(r) for r in self.reclassifications],
             "cancellations": [_row(c) for c in self.cancellations],
             "closures": [_row(c) for c in self.closures],
@@ -164,6 +168,7 @@ class CaseState:
             victims=dict(data.get("victims", {})),
             disclosures=[DisclosureVersion(**d) for d in data.get("disclosures", [])],
             crimes={c.crime_id: c for c in crimes},
+            rerecords=[Crime(**c) for c in data.get("rerecords", [])],
             reclassifications=[Reclassification(**r) for r in data.get("reclassifications", [])],
             cancellations=[Cancellation(**c) for c in data.get("cancellations", [])],
             closures=[Closure(**c) for c in data.get("closures", [])],

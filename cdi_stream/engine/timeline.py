@@ -99,10 +99,24 @@ class CaseView:
 
     @property
     def crime_by_id(self) -> dict[str, CrimeView]:
-        """Crimes by id (built on first use)."""
+        """Crimes by id (built on first use); for a reinstated crime, its first record."""
         if self._by_id is None:
-            self._by_id = {v.crime.crime_id: v for v in self.crimes}
+            by_id: dict[str, CrimeView] = {}
+            for v in self.crimes:
+                by_id.setdefault(v.crime.crime_id, v)
+            self._by_id = by_id
         return self._by_id
+
+    def crime_at(self, crime_id: str, t: float) -> CrimeView | None:
+        """The crime with this id as recorded by ``t``: for a reinstated crime, the
+        latest record made at or before ``t`` (else its first)."""
+        found = self.crime_by_id.get(crime_id)
+        if found is None or not self.state.rerecords:
+            return found
+        for v in self.crimes:
+            if v.crime.crime_id == crime_id and found.crime.at < v.crime.at <= t:
+                found = v
+        return found
 
     def crimes_of(self, victim_ref: str) -> list[CrimeView]:
         """The crimes recorded for one victim, by crime id."""
@@ -138,6 +152,7 @@ def _crime_views(state: CaseState) -> list[CrimeView]:
     for c in state.cancellations:
         if c.crime_id not in cancelled:
             cancelled[c.crime_id] = c.at
+    reinstated = _reinstatements(state) if state.rerecords and cancelled else {}
     steps: dict[str, list[tuple[float, str]]] = {}
     for r in state.reclassifications:
         crime = crimes.get(r.crime_id)
@@ -153,7 +168,50 @@ def _crime_views(state: CaseState) -> list[CrimeView]:
             views.append(CrimeView(crime, crime.offence_code, cancelled.get(cid, INF)))
         else:
             views.append(CrimeView(crime, history[-1][1], cancelled.get(cid, INF), tuple(history)))
+        for again, until in reinstated.get(cid, ()):
+            views.append(_reinstated_view(state, again, until))
     return views
+
+
+def _reinstatements(state: CaseState) -> dict[str, list[tuple[Crime, float]]]:
+    """Crimes recorded again after their cancellation: each such record, by crime id,
+    with the time of the cancellation that ends it (INF while none does).
+
+    The first record stands until the first cancellation, as for any crime. A later
+    record while the crime still stands is the same record sent again; one made after a
+    cancellation reinstates the crime, from its own time until the next cancellation
+    after it. Cancellations while the crime stands cancelled end nothing.
+    """
+    out: dict[str, list[tuple[Crime, float]]] = {}
+    cancels: dict[str, list[float]] = {}
+    for c in state.cancellations:
+        cancels.setdefault(c.crime_id, []).append(c.at)
+    for again in state.rerecords:
+        times = cancels.get(again.crime_id)
+        if not times:
+            continue  # never cancelled: sent again while it stands
+        held = out.get(again.crime_id)
+        # When the record before this one stopped standing.
+        ended = held[-1][1] if held else times[0]
+        if again.at < ended:
+            continue  # it still stood: the same record sent again
+        following = [t for t in times if t >= again.at and t > ended]
+        out.setdefault(again.crime_id, []).append((again, following[0] if following else INF))
+    return out
+
+
+def _reinstated_view(state: CaseState, crime: Crime, until: float) -> CrimeView:
+    """A reinstated crime as it stands: its own code, changed only by reclassifications
+    made after it was recorded again."""
+    history = [(crime.at, crime.offence_code)]
+    history.extend(
+        (r.at, r.to_code)
+        for r in state.reclassifications
+        if r.crime_id == crime.crime_id and r.at >= crime.at
+    )
+    if len(history) == 1:
+        return CrimeView(crime, crime.offence_code, until)
+    return CrimeView(crime, history[-1][1], until, tuple(history))
 
 
 def discharges(closure: Closure | None, rape: bool) -> bool:

@@ -42,6 +42,8 @@ class CompiledRule:
     scope: Scope
     raise_status: str
     event_time: str
+    # The context time given as the flag's deadline, or None for the subject's own.
+    due_at: str | None
     expected: tuple[tuple[str, str], ...]
     observed: tuple[tuple[str, str], ...]
     explanation: str
@@ -192,6 +194,7 @@ def _compiled(doc: Any) -> CompiledRule:
         scope=doc.scope,
         raise_status=doc.raise_status,
         event_time=doc.event_time,
+        due_at=doc.due_at,
         expected=tuple(sorted(doc.expected.items())),
         observed=tuple(sorted(doc.observed.items())),
         explanation=" ".join(doc.explanation.split()),

@@ -381,6 +381,9 @@ def _check_one(doc: RuleDoc, starts: set[dt.date]) -> list[str]:
     if doc.event_time not in context or doc.event_time not in TIME_CONTEXT:
         usable = sorted(context & TIME_CONTEXT)
         out.append(f"event_time: {doc.event_time!r} is not a time of scope {doc.scope} {usable}")
+    if doc.due_at is not None and (doc.due_at not in context or doc.due_at not in TIME_CONTEXT):
+        usable = sorted(context & TIME_CONTEXT)
+        out.append(f"due_at: {doc.due_at!r} is not a time of scope {doc.scope} {usable}")
     for field, mapping in (("expected", doc.expected), ("observed", doc.observed)):
         for key, source in mapping.items():
             if source not in context:

@@ -64,6 +64,10 @@ class RuleDoc(BaseModel):
     resolved_when: dict[str, Any] | None = None
     raise_status: Literal["open", "resolved"] = "open"
     event_time: str
+    due_at: str | None = Field(
+        default=None,
+        description="the context time the flag gives as its deadline; default the subject's",
+    )
     expected: dict[_FlagKey, _FactName] = Field(default_factory=dict, max_length=_MAX_FLAG_ENTRIES)
     observed: dict[_FlagKey, _FactName] = Field(default_factory=dict, max_length=_MAX_FLAG_ENTRIES)
     explanation: str = Field(min_length=10, max_length=600)

@@ -824,3 +824,78 @@ def test_an_invalid_cancellation_reason_is_shown_as_given(book: RuleBook) -> Non
         flag = run(book, inc.events, until=30).one("incorrect_cancellation")
         assert flag.observed["reason"] == shown
         assert "withdrew" not in flag.explanation
+
+
+def test_a_conduct_crime_disclosed_later_is_flagged_with_its_own_deadline(book: RuleBook) -> None:
+    """The flag gave the victim's first deadline as ``due_at`` while its explanation
+    and event time used the conduct crime's own, ten hours later."""
+    start = dt.datetime(2019, 6, 3, 8, 0, tzinfo=dt.UTC)
+    inc = (
+        Incident(start=start)
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(2, "8N")
+        .updated(
+            10, disclosures=[{"disclosure_id": "D2", "offence_code": "8Q", "victim_ref": "V1"}]
+        )
+    )
+    flag = run(book, inc.events, until=40).one("additional_crime_not_recorded")
+    assert flag.due_at == start + dt.timedelta(hours=34)
+    assert flag.event_time == flag.due_at
+
+
+def _reinstated(again_at: float = 10) -> Incident:
+    """Recorded at 2 h, cancelled in error at 5 h, recorded again under its own id."""
+    return (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(2, "8N")
+        .cancelled(5, "C4", role="ddm", informed=True)
+        .crime(again_at, "8N")
+    )
+
+
+def test_a_crime_recorded_again_under_its_id_after_cancellation_covers_again(
+    book: RuleBook,
+) -> None:
+    """Only the first record of a crime id was kept, so a reinstated crime never covered
+    its victim: warnings, then a P1 crime_not_recorded that nothing could clear."""
+    inc = _reinstated()
+    out = run(book, inc.events, until=30)
+    assert out.open() == []
+    assert "crime_not_recorded" not in {c.finding for c in out.changes}
+    for order in (inc.events[::-1], [inc.events[i] for i in (0, 3, 2, 1)]):
+        assert run(book, order, until=30).open() == []
+
+
+def test_a_crime_reinstated_after_its_deadline_is_a_late_recording(book: RuleBook) -> None:
+    out = run(book, _reinstated(again_at=30).events, until=40)
+    assert out.open() == []
+    assert [status for _, status in out.late_recordings()] == ["resolved"]
+
+
+def test_a_reinstated_crime_cancelled_again_stops_covering(book: RuleBook) -> None:
+    inc = _reinstated().cancelled(12, "C4", role="ddm", informed=True)
+    assert run(book, inc.events, until=30).open() == [("crime_not_recorded", "V1")]
+
+
+def test_a_record_sent_again_while_the_crime_stands_changes_nothing(book: RuleBook) -> None:
+    """A second record before any cancellation is the same record: the cancellation
+    after it still ends the crime."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(2, "8N")
+        .crime(3, "8N")
+        .cancelled(5, "C4", role="ddm", informed=True)
+    )
+    assert run(book, inc.events, until=30).open() == [("crime_not_recorded", "V1")]
+
+
+def test_records_sent_again_survive_a_state_round_trip(book: RuleBook) -> None:
+    engine = Engine(book)
+    for event in _reinstated().events:
+        engine.apply(parse_incident_event(json.dumps(event)))
+    state = engine.store.get("INC-1")
+    assert state is not None and len(state.rerecords) == 1
+    again = CaseState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert again == state

@@ -451,3 +451,10 @@ def test_a_date_that_is_not_a_calendar_date_is_refused(tmp_path: Path, value: st
 def test_a_quoted_date_is_a_date(tmp_path: Path) -> None:
     doc = GOOD.replace("effective_from: 2000-01-01", 'effective_from: "2000-01-01"')
     assert "TEST-RULE" in {r.doc.id for r in load_rules(rules_dir(tmp_path, doc)).rules}
+
+
+def test_a_due_at_must_be_a_time_of_the_scope(tmp_path: Path) -> None:
+    found = problems(rules_dir(tmp_path, GOOD + "due_at: principal_code\n"))
+    assert any(
+        "TEST-RULE: due_at: 'principal_code' is not a time of scope subject" in p for p in found
+    )
