@@ -1081,4 +1081,8 @@ def _const(details: Details) -> Callable[[], Details]:
 
 def _hours(seconds: float) -> str:
     hours = seconds / 3600.0
-    return f"{hours:.0f}" if hours == int(hours) else f"{hours:.1f}"
+    if hours == int(hours):
+        return f"{hours:.0f}"
+    if 0 < hours < 0.1:  # seconds or minutes late are late, never "0.0 hours"
+        return f"{max(hours, 0.01):.2f}"
+    return f"{hours:.1f}"

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from cdi_stream.contract import FlagChange
+from cdi_stream.contract import FlagChange, format_timestamp
 from cdi_stream.engine.facts import Details, FactRow
 from cdi_stream.engine.state import CaseState, FlagRecord
 from cdi_stream.rules.book import CompiledRule
@@ -42,7 +42,15 @@ def to_datetime(ts: float) -> dt.datetime:
 
 @functools.lru_cache(maxsize=8192)
 def format_time(ts: float) -> str:
-    return to_datetime(ts).strftime("%Y-%m-%d %H:%M UTC")
+    """For a sentence: to the minute, or the second when it has seconds, so that a
+    record 30 seconds late never reads as made at its deadline."""
+    return to_datetime(ts).strftime("%Y-%m-%d %H:%M:%S UTC" if ts % 60 else "%Y-%m-%d %H:%M UTC")
+
+
+@functools.lru_cache(maxsize=8192)
+def format_value_time(ts: float) -> str:
+    """For ``expected``/``observed``: RFC 3339, as every timestamp in the contract."""
+    return format_timestamp(to_datetime(ts))
 
 
 @dataclass(slots=True)
@@ -58,9 +66,13 @@ def payload(case: CaseState, edition_id: str, want: Desired, now: float) -> dict
     rule, row, details = want.rule, want.row, want.details
     ctx = {**details.context, "now": now, "incident_id": case.incident_id, "edition": edition_id}
     shown = {k: ctx[k] for k in rule.uses}
-    for k in rule.time_uses:
-        if isinstance(shown[k], float):
-            shown[k] = format_time(shown[k])
+    values = shown
+    if rule.time_uses:
+        values = dict(shown)
+        for k in rule.time_uses:
+            if isinstance(shown[k], float):
+                values[k] = format_value_time(shown[k])
+                shown[k] = format_time(shown[k])
     return {
         "finding": rule.finding,
         "rule_id": rule.id,
@@ -71,8 +83,8 @@ def payload(case: CaseState, edition_id: str, want: Desired, now: float) -> dict
         "incident_id": case.incident_id,
         "victim_ref": row.victim_ref,
         "crime_ids": list(details.crime_ids[:MAX_CRIME_IDS]),
-        "expected": {k: shown[src] for k, src in rule.expected},
-        "observed": {k: shown[src] for k, src in rule.observed},
+        "expected": {k: values[src] for k, src in rule.expected},
+        "observed": {k: values[src] for k, src in rule.observed},
         "due_at": row.due_at if rule.due_at is None else float(ctx[rule.due_at]),
         "event_time": float(ctx[rule.event_time]),
         "explanation": rule.explanation.format_map(shown),

@@ -71,7 +71,11 @@ def test_one_second_after_due_is_late_and_resolves_the_breach(book: RuleBook) ->
     assert out.history("crime_not_recorded") == [(1, "open"), (2, "resolved")]
     late = out.one("late_recording")
     assert (late.revision, late.status) == (1, "resolved")
-    assert late.observed["hours_late"] == "0.0"
+    # Never "0.0 hours late", and the seconds shown: the flag must read as late.
+    assert late.observed["hours_late"] == "0.01"
+    assert late.observed["recorded_at"] == "2026-01-06T08:00:01Z"  # RFC 3339, as the contract
+    assert late.expected["recorded_by"] == "2026-01-06T08:00:00Z"
+    assert "first recorded at 2026-01-06 08:00:01 UTC" in late.explanation
     assert late.event_time == T0 + dt.timedelta(hours=24, seconds=1)
 
 

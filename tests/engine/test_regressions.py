@@ -899,3 +899,13 @@ def test_records_sent_again_survive_a_state_round_trip(book: RuleBook) -> None:
     assert state is not None and len(state.rerecords) == 1
     again = CaseState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert again == state
+
+
+def test_times_in_expected_and_observed_are_rfc_3339(book: RuleBook) -> None:
+    """They were written "2026-01-06 08:00 UTC", cut to the minute, unlike every other
+    timestamp of the contract."""
+    out = run(book, Incident().reported(0).crime(30).events, until=48)
+    late = out.one("late_recording")
+    assert late.expected == {"recorded_by": "2026-01-06T08:00:00Z"}
+    assert late.observed["recorded_at"] == "2026-01-06T14:00:00Z"
+    assert "first recorded at 2026-01-06 14:00 UTC" in late.explanation
