@@ -5,7 +5,9 @@ parsing, case state, facts, rule evaluation and flag output, as ``cdi-stream rep
 runs it. The best of ``--repeat`` runs is the headline figure. One more pass, driving
 the engine directly, splits the time between parsing, the engine and writing flags,
 counts the garbage collector's share, and measures the memory the open incidents
-hold. Prints the figures; nothing is asserted.
+hold. A last set of runs replaces the engine's evaluation with nothing, to show the
+floor that parsing and case bookkeeping alone put under any rule evaluation. Prints the
+figures; nothing is asserted.
 
     python bench/bench_replay.py [--events 200000] [--seed 1] [--repeat 3]
 """
@@ -26,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdi_stream.contract import parse_incident_event
+from cdi_stream.contract import FlagChange, parse_incident_event
 from cdi_stream.engine import Engine
+from cdi_stream.engine.facts import Moment
+from cdi_stream.engine.state import CaseState
 from cdi_stream.replay import replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.loader import default_rules_dir
@@ -147,6 +151,26 @@ def breakdown(lines: list[bytes], book: RuleBook) -> Breakdown:
     return out
 
 
+class WithoutRules(Engine):
+    """The engine with its evaluation taken out: events are still checked for
+    duplicates and bounds, folded into their case, stored and given a drop time, but no
+    facts are computed, no rule is asked and no flag is made. What a replay costs with
+    this engine is the floor that any evaluation, however fast, adds to."""
+
+    def _evaluate_case(self, case: CaseState, at: Moment) -> list[FlagChange]:
+        self._schedule(case, [])
+        return []
+
+
+def floor(lines: list[bytes], book: RuleBook) -> float:
+    """Seconds to parse every line and apply it to ``WithoutRules``."""
+    engine = WithoutRules(book)
+    t0 = time.perf_counter()
+    for raw in lines:
+        engine.apply(parse_incident_event(raw))
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -179,6 +203,7 @@ def main() -> None:
                     f"{summary.flag_changes} flag changes, {summary.rejected} rejected"
                 )
             evaluations = sum(e.evaluations for e in book.editions)
+            bare = min(floor(lines, book) for _ in range(args.repeat))
         print(
             f"best: {count / best:,.0f} events/s ({best / count * 1e6:.1f} us/event); "
             f"rule-core evaluations (memo misses): {evaluations}"
@@ -190,6 +215,11 @@ def main() -> None:
             f"engine {split.engine * us:.1f}, flag output {split.output * us:.1f} "
             f"(total {total * us:.1f}; garbage collector {split.gc * us:.1f} of it); "
             f"{split.evaluations / count:.2f} evaluations/event"
+        )
+        print(
+            f"floor without rule evaluation (parse, duplicate check, case, store; no facts, "
+            f"rules or flags): {count / bare:,.0f} events/s ({bare * us:.1f} us/event), "
+            f"best of {args.repeat}"
         )
         held = max(split.held, 1)
         print(

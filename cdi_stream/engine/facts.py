@@ -401,7 +401,10 @@ def _subject_details(
     principal = view.offences.most_serious(codes) or (sorted(codes)[0] if codes else "")
     warn_at = w2 if phase in ("warn_20", "overdue") else w1
     closure_at_breach = view.closure_at(breach_at) if breach_at is not None else None
-    standing_codes = sorted({c.code for c in relevant if c.standing(now)})
+    # A rape subject's cover is a rape crime, but the DDM needs to see every crime that
+    # stands for the victim (a rape recorded under another class, say).
+    shown = view.crimes_of(victim_ref) if rape and victim_ref is not None else relevant
+    standing_codes = sorted({c.code for c in shown if c.standing(now)})
     context: dict[str, Any] = {
         "subject_label": f"Victim {victim_ref}"
         if victim_ref
@@ -420,6 +423,7 @@ def _subject_details(
         "missing_code": gap.missing,
         "missing_due_at": gap.due_at,
         "recorded_codes": ", ".join(standing_codes) or "none",
+        "record_missing": _RAPE_RECORD_MISSING if rape else "no crime is recorded",
     }
     evidence = {report.event_id, *(d.event_id for d in discs)}
     evidence.update(c.crime.event_id for c in relevant)
@@ -436,6 +440,9 @@ def _subject_details(
         crime_ids=tuple(sorted({c.crime.crime_id for c in relevant})),
         priority_codes=tuple(c for c in (principal, gap.missing) if c),
     )
+
+
+_RAPE_RECORD_MISSING = "neither a rape crime (19*) nor an N100 with a rationale is recorded"
 
 
 def _first_disclosed(recordable: list[DisclosureVersion], default: float) -> float:

@@ -120,6 +120,7 @@ CONTEXT: dict[Scope, tuple[str, ...]] = {
         "missing_code",
         "missing_due_at",
         "recorded_codes",
+        "record_missing",
     ),
     "victim": (
         *_COMMON_CONTEXT,

@@ -909,3 +909,19 @@ def test_times_in_expected_and_observed_are_rfc_3339(book: RuleBook) -> None:
     assert late.expected == {"recorded_by": "2026-01-06T08:00:00Z"}
     assert late.observed["recorded_at"] == "2026-01-06T14:00:00Z"
     assert "first recorded at 2026-01-06 14:00 UTC" in late.explanation
+
+
+def test_a_rape_subject_with_another_class_recorded_is_told_what_is_missing(
+    book: RuleBook,
+) -> None:
+    """Its warnings said "no crime is recorded" and ``rape_not_resolved`` showed
+    ``recorded_codes: none`` while a 20A crime stood for the victim."""
+    inc = Incident().reported(0, disclosures=[("19C", "V1")]).crime(2, "20A")
+    out = run(book, inc.events, until=30)
+    warning = out.one("deadline_warning")
+    assert "neither a rape crime (19*) nor an N100 with a rationale is recorded" in (
+        warning.explanation
+    )
+    assert out.one("rape_not_resolved").observed["recorded_codes"] == "20A"
+    plain = run(book, Incident().reported(0).events, until=13).one("deadline_warning")
+    assert "and no crime is recorded 12 hours" in plain.explanation
