@@ -776,7 +776,7 @@ def backtest_command(
             on_error=report,
         )
     except RuleValidationError as exc:
-        for problem in exc.problems:
+        for problem in exc.listed():
             err.print(Text.assemble(("error", "red"), f" {problem}"))
         return 2
     try:

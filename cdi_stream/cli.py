@@ -113,7 +113,7 @@ def _load_book(directory: Path | None) -> RuleBook:
     try:
         return RuleBook.from_directory(directory or _settings().rules_directory())
     except RuleValidationError as exc:
-        for problem in exc.problems:
+        for problem in exc.listed():
             _error(problem)
         raise typer.Exit(2) from exc
     except RulesError as exc:
@@ -618,7 +618,7 @@ def worker(
         run_worker(settings, loglevel=loglevel.lower())
     except (BrokerError, RulesError, MetricsPortInUse, DataDirInUse, DataDirUnusable) as exc:
         if isinstance(exc, RuleValidationError):
-            for problem in exc.problems:
+            for problem in exc.listed():
                 _error(problem)
         else:
             _error(exc)

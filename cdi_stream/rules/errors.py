@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 _MAX_LISTED = 20
+MAX_SHOWN = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +36,21 @@ class RuleValidationError(RulesError):
 
     def __init__(self, problems: Iterable[RuleProblem]) -> None:
         self.problems: list[RuleProblem] = list(problems)
-        lines = [str(p) for p in self.problems[:_MAX_LISTED]]
-        if len(self.problems) > _MAX_LISTED:
-            lines.append(f"... and {len(self.problems) - _MAX_LISTED} more")
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} in the rules"
-        super().__init__("\n  ".join([head, *lines]))
+        super().__init__("\n  ".join([head, *self.listed(_MAX_LISTED)]))
+
+    def listed(self, limit: int = MAX_SHOWN) -> list[str]:
+        """The first ``limit`` problems and how many more: a generated or mangled file
+        can have hundreds of thousands, and printing them all helps nobody."""
+        return listed(map(str, self.problems), len(self.problems), limit)
+
+
+def listed(problems: Iterable[str], count: int, limit: int = 100) -> list[str]:
+    lines = [p for p, _ in zip(problems, range(limit), strict=False)]
+    if count > limit:
+        lines.append(f"... and {count - limit} more")
+    return lines
 
 
 class RuleCompileError(RulesError):

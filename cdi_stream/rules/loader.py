@@ -33,6 +33,9 @@ _MAX_FILE_BYTES = 1_048_576
 # Far deeper than any rule needs (conditions stop at a few levels), far shallower than
 # what exhausts Python's stack while the document is composed.
 _MAX_YAML_DEPTH = 64
+# Far more rules than a counting-rules book needs; checking more would only make a
+# mangled or generated file slow to reject (and a reload hold up its worker).
+_MAX_DOCUMENTS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ def load_rules(directory: Path | str) -> RuleSource:
         problems.append(RuleProblem(str(root), None, "no rule documents found"))
     if editions is not None:
         problems.extend(_check_rules(rules, editions))
+        if rules and not problems:
+            problems.extend(_empty_editions(root / editions_seen[0], rules, editions))
     if problems:
         raise RuleValidationError(problems)
     assert editions is not None
@@ -288,7 +293,18 @@ def _parse_yaml(path: Path, raw: bytes, problems: list[RuleProblem]) -> list[Any
         problems.append(RuleProblem(str(path), None, "not UTF-8 text"))
         return []
     try:
-        return [d for d in yaml.load_all(text, Loader=_RuleFileLoader) if d is not None]
+        docs = []
+        for doc in yaml.load_all(text, Loader=_RuleFileLoader):
+            if doc is not None:
+                docs.append(doc)
+                if len(docs) > _MAX_DOCUMENTS:
+                    problems.append(
+                        RuleProblem(
+                            str(path), None, f"more than {_MAX_DOCUMENTS} documents in one file"
+                        )
+                    )
+                    return []
+        return docs
     except _RuleFileError as exc:
         where = f"line {exc.mark.line + 1}: " if exc.mark is not None else ""
         problems.append(RuleProblem(str(path), None, f"{where}{exc.message}"))
@@ -355,6 +371,25 @@ def _pydantic_messages(exc: ValidationError) -> Iterable[str]:
                 " quote the text"
             )
         yield f"{'.'.join(parts) or '(document)'}: {message}"
+
+
+def _empty_editions(
+    path: Path, rules: list[LoadedRule], editions: EditionsFile
+) -> list[RuleProblem]:
+    """An edition no rule is in force in would judge nothing, without a word."""
+    out: list[RuleProblem] = []
+    for edition in editions.editions:
+        start = edition.effective_from
+        if not any(
+            r.doc.effective_from <= start and (r.doc.effective_to or dt.date.max) >= start
+            for r in rules
+        ):
+            message = (
+                f"edition {edition.id} (from {start}) has no rule in force; start it where "
+                f"rules apply, or give rules an effective_from of {start}"
+            )
+            out.append(RuleProblem(str(path), None, message))
+    return out
 
 
 def _check_rules(rules: list[LoadedRule], editions: EditionsFile) -> list[RuleProblem]:

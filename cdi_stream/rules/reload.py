@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from cdi_stream.rules.book import RuleBook
-from cdi_stream.rules.errors import RulesError, RuleValidationError
+from cdi_stream.rules.errors import RulesError, RuleValidationError, listed
 from cdi_stream.rules.loader import content_hash
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class RulesReloader:
             "rules in %s not reloaded; the rules with hash %s stay in use:\n  %s",
             self.directory,
             self.current.content_hash,
-            "\n  ".join(problems),
+            "\n  ".join(listed(problems, len(problems))),
         )
         return self._report(ReloadResult("failed", found, tuple(problems)))
 

@@ -458,3 +458,40 @@ def test_a_due_at_must_be_a_time_of_the_scope(tmp_path: Path) -> None:
     assert any(
         "TEST-RULE: due_at: 'principal_code' is not a time of scope subject" in p for p in found
     )
+
+
+def test_a_file_of_thousands_of_documents_is_refused_at_once(tmp_path: Path) -> None:
+    """Each of 170,000 one-line documents used to be checked and reported, taking
+    nearly a minute (and a reload held its worker up that long)."""
+    found = problems(rules_dir(tmp_path, *(["1"] * 5000)))
+    assert found == [f"{tmp_path / 'rules' / 'extra.yaml'}: more than 1000 documents in one file"]
+
+
+def test_problems_are_listed_up_to_a_limit() -> None:
+    from cdi_stream.rules.errors import RuleProblem
+
+    error = RuleValidationError(RuleProblem("f.yaml", f"R{i}", "wrong") for i in range(150))
+    shown = error.listed()
+    assert len(shown) == 101
+    assert shown[0] == "f.yaml: R0: wrong"
+    assert shown[-1] == "... and 50 more"
+    assert error.listed(200)[-1] == "f.yaml: R149: wrong"
+
+
+def test_an_edition_with_no_rule_in_force_names_the_editions_file(tmp_path: Path) -> None:
+    """It was refused by the compiler as "there are no rules", against the directory."""
+    target = rules_dir(tmp_path, GOOD)
+    editions = target / "editions.yaml"
+    editions.write_text(
+        editions.read_text().replace(
+            "editions:\n",
+            "editions:\n  - id: pre-2000\n    effective_from: 1990-01-01\n"
+            "    title: Before the rules\n",
+            1,
+        )
+    )
+    found = problems(target)
+    assert found == [
+        f"{editions}: edition pre-2000 (from 1990-01-01) has no rule in force; start it "
+        "where rules apply, or give rules an effective_from of 1990-01-01"
+    ]
