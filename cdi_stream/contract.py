@@ -190,7 +190,9 @@ def _bounded(max_length: int, min_length: int = 0) -> StringConstraints:
 
 EventId = Annotated[str, _bounded(128, 1)]
 Ref = Annotated[str, _bounded(64, 1)]
-HoCode = Annotated[str, _bounded(16, 1)]
+# Home Office codes are short; a longer value (a typed description) is still taken, as an
+# unknown code kept only as "free text", so that it never costs the rest of its event.
+HoCode = Annotated[str, _bounded(2000, 1)]
 # Local codes are often typed by hand, and a description typed in place of a code is
 # still a valid event: the engine keeps it only as "free text". The bounds protect memory
 # and the message limit, not the format.

@@ -442,7 +442,7 @@ STRING_BOUNDS = [
     ("crime.recorded", "incident_id", 64),
     ("crime.recorded", "source", 64),
     ("crime.recorded", "crime_id", 64),
-    ("crime.recorded", "offence_code", 16),
+    ("crime.recorded", "offence_code", 2000),
     ("incident.reported", "opening_code", 2000),
     ("incident.closed", "closing_code", 2000),
     ("incident.closed", "rationale", 20_000),

@@ -58,6 +58,17 @@ def local_code(value: str) -> str:
     return code if _LOCAL_CODE.fullmatch(code) else FREE_TEXT_REASON
 
 
+# An offence code as sent: Home Office codes are short tokens (``8N``, ``105A``); one that
+# is not (a typed description, a sentence) is kept only as free text, never quoted.
+_OFFENCE_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._/-]{0,15}")
+
+
+def offence_code(value: str) -> str:
+    """The offence code the engine keeps: as sent, or ``free text`` when it cannot be a
+    code. Either way a code not in the offence table is unknown and not comparable."""
+    return value if _OFFENCE_CODE.fullmatch(value) else FREE_TEXT_REASON
+
+
 def absorb(state: CaseState, event: IncidentEvent) -> None:
     """Record ``event`` in ``state``. The caller has already rejected duplicates."""
     at = event.occurred_at.timestamp()
@@ -90,7 +101,7 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             event.event_id,
             at,
             event.crime_id,
-            event.offence_code,
+            offence_code(event.offence_code),
             event.victim_ref,
             event.recorded_by_role,
         )
@@ -108,8 +119,8 @@ def absorb(state: CaseState, event: IncidentEvent) -> None:
             event.event_id,
             at,
             event.crime_id,
-            event.from_code,
-            event.to_code,
+            offence_code(event.from_code),
+            offence_code(event.to_code),
             has_text(event.rationale),
             event.by_role,
         )
@@ -151,7 +162,7 @@ def _add_details(
             event_id=event.event_id,
             at=at,
             disclosure_id=d.disclosure_id,
-            offence_code=d.offence_code,
+            offence_code=offence_code(d.offence_code),
             victim_ref=d.victim_ref,
             disclosed_at=d.disclosed_at.timestamp(),
             explicit=bool(getattr(d, "disclosed_at_given", True)),

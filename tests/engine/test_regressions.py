@@ -925,3 +925,15 @@ def test_a_rape_subject_with_another_class_recorded_is_told_what_is_missing(
     assert out.one("rape_not_resolved").observed["recorded_codes"] == "20A"
     plain = run(book, Incident().reported(0).events, until=13).one("deadline_warning")
     assert "and no crime is recorded 12 hours" in plain.explanation
+
+
+def test_an_offence_code_that_is_a_description_costs_nothing_else(book: RuleBook) -> None:
+    """A code over 16 characters failed validation and its whole report went to the dead
+    letter topic, victims and deadlines with it. It is an unknown code now, kept only as
+    free text."""
+    inc = Incident().reported(0, disclosures=[("Assault with injury on J Smith", "V1")])
+    engine = Engine(book)
+    out = run(book, inc.events, until=30, engine=engine)
+    assert out.open() == [("crime_not_recorded", "V1")]
+    assert engine.stats["unknown_offence_codes"] == 1
+    assert all("Smith" not in c.to_json_bytes().decode() for c in out.changes)
