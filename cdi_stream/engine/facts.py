@@ -696,41 +696,17 @@ def _victim(
             ref,
             rape,
         )
-    offences = view.offences
     standing = [c for c in crimes if c.crime.at <= now < c.cancelled_at]
     disclosed_codes = [d.offence_code for d in recordable]
     recorded_codes = [c.code for c in standing]
-    compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
-    in_addition = False
-    if edition.doc.conduct_in_addition:
-        # An unknown code is not comparable, so it is no "other offence" either (the
-        # conduct gap leaves it out too); only known ones make a conduct crime count in
-        # addition.
-        non_conduct = [c for c in disclosed_codes if c not in conduct_codes and c in offences]
-        if non_conduct and any(c in conduct_codes for c in disclosed_codes):
-            in_addition = True
-            compare_disclosed = non_conduct
-            compare_recorded = [c for c in recorded_codes if c not in conduct_codes]
-    disclosed_p = offences.most_serious(compare_disclosed)
-    recorded_p = offences.most_serious(compare_recorded)
-    pcr_gap = bool(disclosed_p and recorded_p and offences.more_serious(disclosed_p, recorded_p))
-    corrected = disclosed_p if pcr_gap else recorded_p
     q = view.state.qualifiers
-    stalking = edition.doc.former_partner_stalking
-    injury_gap = hate_gap = stalking_gap = False
-    if corrected is not None:
-        corrected, injury_gap, hate_gap, stalking_gap = _corrected(corrected, q, stalking)
-    if in_addition and not (pcr_gap or injury_gap or hate_gap or stalking_gap):
-        # Recorded in addition, the conduct crime has a class of its own to get right:
-        # harassment by a former partner is stalking, and hate aggravates harassment.
-        conduct_p = offences.most_serious([c for c in recorded_codes if c in conduct_codes])
-        if conduct_p is not None:
-            fixed, injury_gap, hate_gap, stalking_gap = _corrected(conduct_p, q, stalking)
-            if fixed != conduct_p:
-                disclosed_p = offences.most_serious(
-                    [c for c in disclosed_codes if c in conduct_codes]
-                )
-                recorded_p, corrected = conduct_p, fixed
+    found = _classification(
+        view.offences, edition, conduct_codes, q, disclosed_codes, recorded_codes
+    )
+    disclosed_p, recorded_p, corrected, pcr_gap, injury_gap, hate_gap, stalking_gap = found
+    first_wrong = False
+    if standing and not (pcr_gap or injury_gap or hate_gap or stalking_gap):
+        first_wrong = _first_record_wrong(view, edition, conduct_codes, q, crimes, disclosed_codes)
     fact: dict[str, str | int | bool] = {
         "scope": "victim",
         "has_recorded_crime": bool(standing),
@@ -738,6 +714,7 @@ def _victim(
         "injury_gap": injury_gap,
         "hate_gap": hate_gap,
         "stalking_gap": stalking_gap,
+        "first_record_wrong": first_wrong,
     }
 
     details = functools.partial(  # not a closure: see _subject
@@ -755,6 +732,72 @@ def _victim(
     return FactRow("victim", "victim:" + ref, fact, details, ref, rape)
 
 
+_Classified = tuple[str | None, str | None, str | None, bool, bool, bool, bool]
+
+
+def _classification(
+    offences: OffenceTable,
+    edition: Edition,
+    conduct_codes: frozenset[str],
+    q: dict[str, list[Any]],
+    disclosed_codes: list[str],
+    recorded_codes: list[str],
+) -> _Classified:
+    """The principal disclosed and recorded codes, the code expected, and which of the
+    Principal Crime, injury, hate and stalking rules the record breaks."""
+    compare_disclosed, compare_recorded = disclosed_codes, recorded_codes
+    in_addition = False
+    if edition.doc.conduct_in_addition:
+        # An unknown code is not comparable, so it is no "other offence" either (the
+        # conduct gap leaves it out too); only known ones make a conduct crime count in
+        # addition.
+        non_conduct = [c for c in disclosed_codes if c not in conduct_codes and c in offences]
+        if non_conduct and any(c in conduct_codes for c in disclosed_codes):
+            in_addition = True
+            compare_disclosed = non_conduct
+            compare_recorded = [c for c in recorded_codes if c not in conduct_codes]
+    disclosed_p = offences.most_serious(compare_disclosed)
+    recorded_p = offences.most_serious(compare_recorded)
+    pcr_gap = bool(disclosed_p and recorded_p and offences.more_serious(disclosed_p, recorded_p))
+    corrected = disclosed_p if pcr_gap else recorded_p
+    stalking = edition.doc.former_partner_stalking
+    injury_gap = hate_gap = stalking_gap = False
+    if corrected is not None:
+        corrected, injury_gap, hate_gap, stalking_gap = _corrected(corrected, q, stalking)
+    if in_addition and not (pcr_gap or injury_gap or hate_gap or stalking_gap):
+        # Recorded in addition, the conduct crime has a class of its own to get right:
+        # harassment by a former partner is stalking, and hate aggravates harassment.
+        conduct_p = offences.most_serious([c for c in recorded_codes if c in conduct_codes])
+        if conduct_p is not None:
+            fixed, injury_gap, hate_gap, stalking_gap = _corrected(conduct_p, q, stalking)
+            if fixed != conduct_p:
+                disclosed_p = offences.most_serious(
+                    [c for c in disclosed_codes if c in conduct_codes]
+                )
+                recorded_p, corrected = conduct_p, fixed
+    return disclosed_p, recorded_p, corrected, pcr_gap, injury_gap, hate_gap, stalking_gap
+
+
+def _first_record_wrong(
+    view: CaseView,
+    edition: Edition,
+    conduct_codes: frozenset[str],
+    q: dict[str, list[Any]],
+    crimes: list[CrimeView],
+    disclosed_codes: list[str],
+) -> bool:
+    """Whether the victim's first record, as made, would be wrong by what is disclosed
+    now. A classification flag that is no longer called for was then put right by the
+    records (reclassified, or another crime recorded): resolved; otherwise what was
+    disclosed changed and the flag is withdrawn."""
+    if len(crimes) == 1 and crimes[0].steps is None:
+        return False  # the record is as first made, and right
+    first = min(c.crime.at for c in crimes)
+    codes = [c.crime.offence_code for c in crimes if c.crime.at == first]
+    found = _classification(view.offences, edition, conduct_codes, q, disclosed_codes, codes)
+    return any(found[3:])
+
+
 def _state_classification(view: CaseView, d: DisclosureVersion, now: float) -> FactRow | None:
     """A state-based offence's class where a hate qualifier aggravates it, as it does a
     victim's (9A to 9B). Its crimes are those of its code or the aggravated form,
@@ -767,7 +810,16 @@ def _state_classification(view: CaseView, d: DisclosureVersion, now: float) -> F
     standing = [c for c in crimes if c.standing(now)]
     recorded_codes = [c.code for c in standing]
     hate_gap = aggravated not in recorded_codes
-    fact: Fact = dict(_NO_CRIME, has_recorded_crime=bool(standing), hate_gap=hate_gap)
+    first = min(c.crime.at for c in crimes)
+    first_wrong = not hate_gap and all(
+        c.crime.offence_code != aggravated for c in crimes if c.crime.at == first
+    )
+    fact: Fact = dict(
+        _NO_CRIME,
+        has_recorded_crime=bool(standing),
+        hate_gap=hate_gap,
+        first_record_wrong=first_wrong and bool(standing),
+    )
     details = functools.partial(
         _victim_details,
         view,
@@ -865,6 +917,7 @@ _NO_CRIME: Fact = {
     "injury_gap": False,
     "hate_gap": False,
     "stalking_gap": False,
+    "first_record_wrong": False,
 }
 
 

@@ -64,6 +64,10 @@ FACTS: dict[Scope, dict[str, FactSpec]] = {
             _b("injury_gap", "injury qualifier with common assault recorded"),
             _b("hate_gap", "hate qualifier with a non-aggravated class recorded"),
             _b("stalking_gap", "former partner course of conduct recorded as harassment"),
+            _b(
+                "first_record_wrong",
+                "the victim's first record, as made, is wrong by what is disclosed now",
+            ),
         )
     },
     "reclassification": {

@@ -937,3 +937,31 @@ def test_an_offence_code_that_is_a_description_costs_nothing_else(book: RuleBook
     assert out.open() == [("crime_not_recorded", "V1")]
     assert engine.stats["unknown_offence_codes"] == 1
     assert all("Smith" not in c.to_json_bytes().decode() for c in out.changes)
+
+
+def _misclassified() -> Incident:
+    """8N (assault with injury) disclosed, 105A (common assault) recorded at 2 h."""
+    return Incident().reported(0, disclosures=[("8N", "V1")]).crime(2, "105A")
+
+
+@pytest.mark.parametrize(
+    ("fix", "status"),
+    [
+        (lambda i: i.reclassified(5, "105A", "8N", rationale="injury seen"), "resolved"),
+        (lambda i: i.crime(5, "8N", crime_id="C2"), "resolved"),
+        (lambda i: i.updated(5, disclosures=[{**_disclosure("105A")}]), "withdrawn"),
+        (lambda i: i.contrary(5, "8N"), "withdrawn"),
+    ],
+    ids=["reclassified", "crime-added", "disclosure-corrected", "contrary-evidence"],
+)
+def test_a_classification_flag_is_resolved_only_when_the_record_is_put_right(
+    book: RuleBook, fix: Any, status: str
+) -> None:
+    """A corrected disclosure made the flag ``resolved`` ("the record was put right")
+    although no record changed; that counts as a correction in every figure."""
+    out = run(book, fix(_misclassified()).events, until=30)
+    assert [s for _, s in out.history("wrong_classification")] == ["open", status]
+
+
+def _disclosure(code: str) -> dict[str, Any]:
+    return {"disclosure_id": "D1", "offence_code": code, "victim_ref": "V1"}
