@@ -98,6 +98,14 @@ def _to_stdout(path: Path | None) -> bool:
     return path is not None and str(path) == "-"
 
 
+def _reader_went_away() -> NoReturn:
+    """``replay ... | head``: the reader has what it wanted. Stop quietly, as other
+    command-line tools do, and keep the interpreter from failing to flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
+
+
 def _close_quietly(handle: BinaryIO) -> None:
     with contextlib.suppress(OSError):
         handle.close()
@@ -195,6 +203,8 @@ def replay(
                 metrics=recorder,
             )
         except OutputError as exc:
+            if isinstance(exc.cause, BrokenPipeError) and sink is sys.stdout.buffer:
+                _reader_went_away()
             _fail(f"cannot write {target}: {exc}; the flag changes written are incomplete")
         except OSError as exc:  # only writes are wrapped: this came from reading
             _fail(f"cannot read {events}: {exc.strerror or exc}")

@@ -611,3 +611,19 @@ def test_bounded_lines_holds_at_most_the_limit() -> None:
         (OversizeLine, 30),
         (OversizeLine, 12),
     ]
+
+
+def test_a_reader_that_stops_early_ends_the_replay_quietly(tmp_path: Path) -> None:
+    """``replay ... | head`` printed "cannot write standard output: Broken pipe"."""
+    from cdi_stream.simulate import SimConfig, write_jsonl
+
+    events = tmp_path / "events.jsonl"
+    write_jsonl(SimConfig(seed=3, incidents=1500), events)  # far more than a pipe holds
+    proc = subprocess.Popen(
+        [*CLI, "replay", str(events), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
