@@ -33,6 +33,7 @@ import datetime as dt
 import html
 import io
 import json
+import os
 import sys
 import tempfile
 from collections import defaultdict
@@ -47,8 +48,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from cdi_stream.contract import DEFAULT_MAX_BYTES
 from cdi_stream.engine import EngineConfig
-from cdi_stream.replay import LineError, ReplaySummary, replay
+from cdi_stream.replay import LineError, OversizeLine, ReplaySummary, bounded_lines, replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.errors import RuleProblem, RulesError, RuleValidationError
 
@@ -317,6 +319,15 @@ def run_backtest(
         return _compare(run_a, run_b, until=until, examples=examples)
 
 
+def _lines_of(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from bounded_lines(handle, DEFAULT_MAX_BYTES)
+
+
+# How a line too long to keep is spooled: its size only.
+_OVERSIZE = b"\x00oversize "
+
+
 @contextmanager
 def _event_source(events: Path | Iterable[bytes]) -> Iterator[Callable[[], Iterator[bytes]]]:
     """Something that yields the lines afresh for each replay."""
@@ -325,17 +336,26 @@ def _event_source(events: Path | Iterable[bytes]) -> Iterator[Callable[[], Itera
 
         def from_path() -> Iterator[bytes]:
             with path.open("rb") as handle:
-                yield from handle
+                yield from bounded_lines(handle, DEFAULT_MAX_BYTES)
 
         yield from_path
         return
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
         for line in events:
-            spool.write(line if line.endswith(b"\n") else line + b"\n")
+            if isinstance(line, OversizeLine):  # kept as its size, never whole
+                spool.write(_OVERSIZE + str(line.size).encode() + b"\n")
+            else:
+                spool.write(line if line.endswith(b"\n") else line + b"\n")
 
         def from_spool() -> Iterator[bytes]:
             spool.seek(0)
-            yield from spool
+            for line in spool:
+                if line.startswith(_OVERSIZE):
+                    oversize = OversizeLine(b"")
+                    oversize.size = int(line[len(_OVERSIZE) :])
+                    yield oversize
+                else:
+                    yield line
 
         yield from_spool
 
@@ -755,12 +775,15 @@ def backtest_command(
         return 2
     source: Path | Iterable[bytes]
     if events == "-":
-        source = sys.stdin.buffer
+        source = bounded_lines(sys.stdin.buffer, DEFAULT_MAX_BYTES)
     else:
-        source = Path(events)
-        if not source.is_file():
-            err.print(Text.assemble(("error", "red"), f" no such file: {events}"))
+        path = Path(events)
+        problem = "not a file (a directory)" if path.is_dir() else "no such file"
+        if path.is_dir() or not path.exists():
+            err.print(Text.assemble(("error", "red"), f" {problem}: {events}"))
             return 2
+        # A pipe, /dev/stdin or <(zcat ...) is read once and kept for both replays.
+        source = path if path.is_file() else _lines_of(path)
 
     def report(error: LineError) -> None:
         err.print(Text.assemble(("rejected", "yellow"), f" {error}"))
@@ -787,10 +810,18 @@ def backtest_command(
     except OSError as exc:
         err.print(Text.assemble(("error", "red"), f" cannot write the report: {exc}"))
         return 2
-    if json_out is not None and str(json_out) == "-":
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-        sys.stdout.flush()
-        err.print(render_text(result))
-    else:
-        out.print(render_text(result))
+    try:
+        if json_out is not None and str(json_out) == "-":
+            sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+            sys.stdout.flush()
+            err.print(render_text(result))
+        else:
+            out.print(render_text(result))
+            out.file.flush()
+    except BrokenPipeError:  # ``backtest ... | head``: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        err.print(Text.assemble(("error", "red"), f" cannot write standard output: {exc}"))
+        return 2
     return 0

@@ -111,8 +111,11 @@ def _close_quietly(handle: BinaryIO) -> None:
         handle.close()
 
 
-def _write_error(exc: OSError) -> NoReturn:
-    _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}")
+def _write_error(exc: OSError, target: object = None) -> NoReturn:
+    """A write that failed. An error raised while writing to an open file names no
+    file, so the caller names what it was writing."""
+    where = exc.filename or target or "the output"
+    _fail(f"cannot write {where}: {exc.strerror or exc}")
 
 
 def _load_book(directory: Path | None) -> RuleBook:
@@ -217,7 +220,7 @@ def replay(
         try:
             recorder.write(metrics)
         except OSError as exc:
-            _write_error(exc)
+            _write_error(exc, metrics)
     if not quiet:
         _print_summary(summary)
         end = summary.last_event_at
@@ -290,7 +293,7 @@ def report(
     end = _parse_time(period_to, "--to") if period_to else None
     extracted = _parse_time(as_of, "--as-of") if as_of else None
     for path in (events, flags, decisions):
-        if path is not None and not path.is_file():
+        if path is not None and (path.is_dir() or not path.exists()):  # a pipe will do
             _fail(_not_a_file(path))
     _check_output(out, "--out", events, flags, decisions)
     _check_output(json_out, "--json", events, flags, decisions, out)
@@ -325,17 +328,21 @@ def report(
             f"no events to report on in {events} ({result.inputs.rejected} of "
             f"{result.inputs.lines} lines rejected); nothing written"
         )
+    writing: object = "standard output"
     try:
         if _to_stdout(out):
             sys.stdout.write(render_html(result))
         else:
+            writing = out
             out.write_text(render_html(result), encoding="utf-8")
         if _to_stdout(json_out):
+            writing = "standard output"
             sys.stdout.write(result.to_json())
         elif json_out is not None:
+            writing = json_out
             json_out.write_text(result.to_json(), encoding="utf-8")
     except OSError as exc:
-        _write_error(exc)
+        _write_error(exc, writing)
     unread = {
         "flags": result.inputs.flag_lines_rejected,
         "decisions": result.inputs.decision_lines_rejected,

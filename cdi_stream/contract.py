@@ -126,19 +126,27 @@ LATEST_TIMESTAMP: Final = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?")
 # The same for JSON Schema users, with the offset required and the years bounded (in
 # local time: the models bound the instant in UTC).
+# It cannot check the calendar (2026-02-30 passes it), and a validator that reads ``$``
+# as Python does also lets a final line break through; the models refuse both.
 _RFC3339_PATTERN: Final = (
-    r"^(?:19|20)\d{2}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
+    r"^(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[Tt ](?:[01]\d|2[0-3])"
+    r":[0-5]\d:[0-5]\d(?:\.\d+)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
 )
 
 
 def _utc(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
     if isinstance(value, int | float):  # bool is an int too
         raise PydanticCustomError("datetime_type", "timestamp must be an RFC 3339 string")
-    if isinstance(value, str) and _RFC3339.fullmatch(value) is None:
-        raise PydanticCustomError(
-            "datetime_format",
-            "timestamp must be RFC 3339 with an offset, e.g. 2026-11-23T07:30:00Z",
-        )
+    if isinstance(value, str):
+        if _RFC3339.fullmatch(value) is None:
+            raise PydanticCustomError(
+                "datetime_format",
+                "timestamp must be RFC 3339 with an offset, e.g. 2026-11-23T07:30:00Z",
+            )
+        if value[17:19] == "60":
+            raise PydanticCustomError(
+                "datetime_format", "a leap second (:60) cannot be represented; send :59"
+            )
     parsed: datetime = handler(value)
     try:
         return parsed.astimezone(UTC)

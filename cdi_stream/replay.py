@@ -154,7 +154,7 @@ def parsed_events(
             continue
         if raw[:1] != b"{" and not raw.strip():  # an object needs no stripping to see
             continue
-        if raw[-1:] == b"\n":  # the line ending is no part of the message and its size
+        if raw[-1:] in (b"\n", b"\r"):  # the line ending is no part of the message or its size
             raw = raw[:-2] if raw[-2:] == b"\r\n" else raw[:-1]
         try:
             event = parse_incident_event(raw, max_bytes=max_line_bytes)
@@ -197,11 +197,18 @@ class OversizeLine(bytes):
 
 
 def bounded_lines(handle: BinaryIO, max_bytes: int) -> Iterator[bytes]:
-    """The lines of ``handle``, each an ``OversizeLine`` when it holds more than
-    ``max_bytes`` besides its line ending; memory stays within about ``max_bytes``."""
+    """The lines of ``handle`` without a byte order mark before the first, each an
+    ``OversizeLine`` when it holds more than ``max_bytes`` besides its line ending;
+    memory stays within about ``max_bytes``."""
     limit = max_bytes + 2  # room for a CRLF
-    while line := handle.readline(limit):
-        if len(line) < limit or line.endswith(b"\n"):
+    asked = limit + len(UTF8_BOM)  # the mark is not part of the first line's size
+    while line := handle.readline(asked):
+        whole = len(line) < asked or line.endswith(b"\n")
+        if asked != limit:
+            asked = limit
+            if line.startswith(UTF8_BOM):
+                line = line[len(UTF8_BOM) :]
+        if whole:
             yield line
             continue
         size, tail = len(line), line[-2:]
@@ -223,7 +230,8 @@ def without_bom(lines: Iterable[bytes]) -> Iterator[bytes]:
     first = next(it, None)
     if first is None:
         return
-    yield first.removeprefix(UTF8_BOM)
+    # Not ``removeprefix``, which would turn an ``OversizeLine`` into plain bytes.
+    yield first[len(UTF8_BOM) :] if first.startswith(UTF8_BOM) else first
     yield from it
 
 

@@ -627,3 +627,85 @@ def test_a_reader_that_stops_early_ends_the_replay_quietly(tmp_path: Path) -> No
     proc.stdout.close()
     assert proc.wait(timeout=60) == 0
     assert proc.stderr.read() == b""
+
+
+def test_line_endings_and_a_byte_order_mark_do_not_count_towards_the_limit(
+    tmp_path: Path,
+) -> None:
+    """A BOM before a first line of exactly 1 MiB, or a lone CR after a last one, made
+    it too large; and an oversize first line was reported as not JSON."""
+    from cdi_stream.contract import DEFAULT_MAX_BYTES
+
+    first = json.loads(SAMPLE.read_text().splitlines()[0])
+    first["padding"] = ""
+    body = json.dumps(first, separators=(",", ":"))
+    first["padding"] = "x" * (DEFAULT_MAX_BYTES - len(body))
+    exact = json.dumps(first, separators=(",", ":")).encode()
+    second = json.loads(SAMPLE.read_text().splitlines()[1])
+    cases = {
+        "bom": b"\xef\xbb\xbf" + exact + b"\n",
+        "cr": SAMPLE.read_bytes().splitlines(keepends=True)[1] + exact + b"\r",
+        "oversize-first": exact + b"xx\n" + json.dumps(second).encode() + b"\n",
+    }
+    for name, data in cases.items():
+        events = tmp_path / f"{name}.jsonl"
+        events.write_bytes(data)
+        result = runner.invoke(app, ["replay", str(events), "-o", str(tmp_path / "o")])
+        if name == "oversize-first":
+            assert "line 1: too_large: message is" in result.stderr, result.stderr
+        else:
+            assert "rejected: 0" in result.stderr, (name, result.stderr)
+
+
+def test_report_and_backtest_read_events_from_a_pipe(tmp_path: Path) -> None:
+    for command in (
+        ["report", "/dev/stdin", "-o", str(tmp_path / "r.html")],
+        [
+            "backtest",
+            "/dev/stdin",
+            "--rules-a",
+            str(ROOT / "rules"),
+            "--rules-b",
+            str(ROOT / "rules"),
+        ],
+    ):
+        done = subprocess.run([*CLI, *command], input=SAMPLE.read_bytes(), capture_output=True)
+        assert done.returncode == 0, (command, done.stderr)  # stdin is a pipe here
+        assert b"no such file" not in done.stderr
+
+
+def test_failed_writes_name_what_could_not_be_written(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    for command, named in (
+        (
+            ["replay", str(SAMPLE), "-q", "-o", str(tmp_path / "f"), "--metrics", "/dev/full"],
+            "/dev/full",
+        ),
+        (["report", str(SAMPLE), "-o", "/dev/full"], "/dev/full"),
+        (
+            ["report", str(SAMPLE), "-o", str(tmp_path / "r.html"), "--json", "/dev/full"],
+            "/dev/full",
+        ),
+    ):
+        done = subprocess.run([*CLI, *command], capture_output=True, text=True)
+        assert done.returncode == 2, (command, done.stderr)
+        assert f"cannot write {named}" in done.stderr
+        assert "Traceback" not in done.stderr
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [
+                *CLI,
+                "backtest",
+                str(SAMPLE),
+                "--rules-a",
+                str(ROOT / "rules"),
+                "--rules-b",
+                str(ROOT / "rules"),
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert done.returncode == 2
+    assert "cannot write standard output" in done.stderr and "Traceback" not in done.stderr

@@ -326,6 +326,15 @@ def test_a_timestamp_that_is_not_rfc_3339_is_refused(text: str) -> None:
     assert (info.value.kind, info.value.field) == ("schema", "decided_at")
 
 
+def test_a_leap_second_is_refused_saying_why() -> None:
+    doc = {**EXAMPLES["crime.recorded"][1], "occurred_at": "2016-12-31T23:59:60Z"}
+    err = contract_error(dumps(doc))
+    assert (err.field, err.message) == (
+        "occurred_at",
+        "a leap second (:60) cannot be represented; send :59",
+    )
+
+
 @pytest.mark.parametrize(
     "text", ["2026-11-25T10:00:00Z", "2026-11-25t10:00:00z", "2026-11-25 10:00:00.25+01:00"]
 )

@@ -106,6 +106,10 @@ CRIME_RECORDED = {
         ("occurred_at", "yesterday"),
         ("occurred_at", "1850-01-01T00:00:00Z"),
         ("occurred_at", "2150-01-01T00:00:00Z"),
+        ("occurred_at", "2026-13-01T10:00:00Z"),
+        ("occurred_at", "2026-11-25T24:00:00Z"),
+        ("occurred_at", "2026-11-25T10:00:00+24:00"),
+        ("occurred_at", "2016-12-31T23:59:60Z"),  # a leap second
         ("schema_version", True),
         ("schema_version", "1"),
         ("schema_version", 2),
@@ -114,7 +118,9 @@ CRIME_RECORDED = {
 def test_the_event_schema_accepts_what_the_models_accept(field: str, value: object) -> None:
     """A producer that validates against ``schemas/`` must not send what the worker
     dead-letters, nor be refused what it would accept (``format`` alone is not checked
-    by most validators, so timestamps carry a pattern too)."""
+    by most validators, so timestamps carry a pattern too). What a pattern cannot say
+    is left out here: the calendar (2026-02-30), and a final line break, which a
+    validator reading ``$`` as Python does lets through."""
     doc = {**CRIME_RECORDED, field: value}
     schema = json.loads(render_schemas()["incident-event.schema.json"])
     by_schema = jsonschema.Draft202012Validator(schema).is_valid(doc)

@@ -14,8 +14,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cdi_stream.contract import ContractError, DdmDecision, FlagChange, parse_decision
-from cdi_stream.replay import without_bom
+from cdi_stream.contract import (
+    DEFAULT_MAX_BYTES,
+    ContractError,
+    DdmDecision,
+    FlagChange,
+    parse_decision,
+)
+from cdi_stream.replay import bounded_lines
 
 
 @dataclass(slots=True)
@@ -85,7 +91,7 @@ def read_flags(path: Path, fold: FlagFold) -> ReadCounts:
     topic); lines that are not flag changes are counted and skipped."""
     counts = ReadCounts()
     with path.open("rb") as handle:
-        for raw in without_bom(handle):
+        for raw in bounded_lines(handle, DEFAULT_MAX_BYTES):
             if not raw.strip():
                 continue
             counts.lines += 1
@@ -102,7 +108,7 @@ def read_decisions(path: Path) -> tuple[list[DdmDecision], ReadCounts]:
     seen: set[str] = set()
     out: list[DdmDecision] = []
     with path.open("rb") as handle:
-        for raw in without_bom(handle):
+        for raw in bounded_lines(handle, DEFAULT_MAX_BYTES):
             if not raw.strip():
                 continue
             counts.lines += 1
