@@ -423,10 +423,14 @@ def _subject_details(
         "missing_code": gap.missing,
         "missing_due_at": gap.due_at,
         "recorded_codes": ", ".join(standing_codes) or "none",
-        "record_missing": _RAPE_RECORD_MISSING if rape else "no crime is recorded",
+        "record_missing": _RAPE_RECORD_MISSING
+        if rape
+        else "no crime is recorded"
+        if victim_ref
+        else "no crime of that code is recorded",
     }
     evidence = {report.event_id, *(d.event_id for d in discs)}
-    evidence.update(c.crime.event_id for c in relevant)
+    evidence.update(c.crime.event_id for c in shown)
     if closure_at_breach is not None:
         evidence.add(closure_at_breach.event_id)
     last_closure = view.closure_at(now)
@@ -570,7 +574,9 @@ def _covering_crimes(
         return [], []
     qualifies: Callable[[str], bool]
     if victim_ref is None:
-        codes = {d.offence_code for d in discs}
+        # A code sent as free text says nothing about which crime covers it: two
+        # different descriptions must not cover each other.
+        codes = {d.offence_code for d in discs} - {FREE_TEXT_REASON}
         codes.update([AGGRAVATED[c] for c in codes if c in AGGRAVATED])
         pool, qualifies = view.crimes, codes.__contains__
     else:
@@ -1039,6 +1045,16 @@ def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     return rows
 
 
+def _reinstated_after(view: CaseView, crime_id: str, at: float) -> bool:
+    """Whether the crime was recorded again, and stood, after a cancellation at ``at``."""
+    if not view.state.rerecords:
+        return False
+    for v in view.crimes:  # noqa: SIM110 - a loop avoids a generator per call
+        if v.crime.crime_id == crime_id and at <= v.crime.at < v.cancelled_at:
+            return True
+    return False
+
+
 def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     rows: list[FactRow] = []
     for c in view.state.cancellations:
@@ -1070,6 +1086,7 @@ def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
             "restricted_family": restricted,
             "victim_informed": informed,
             "crime_known": crime is not None,
+            "reinstated": _reinstated_after(view, c.crime_id, c.at),
         }
         victim_ref = crime.crime.victim_ref if crime else None
         context: dict[str, Any] = {

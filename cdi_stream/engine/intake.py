@@ -60,7 +60,8 @@ def local_code(value: str) -> str:
 
 # An offence code as sent: Home Office codes are short tokens (``8N``, ``105A``); one that
 # is not (a typed description, a sentence) is kept only as free text, never quoted.
-_OFFENCE_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._/-]{0,15}")
+# Upper case only, as for local codes: ``Jane.Doe`` is how a name is written.
+_OFFENCE_CODE = re.compile(r"[0-9A-Z][0-9A-Z._/-]{0,15}")
 
 
 def offence_code(value: str) -> str:

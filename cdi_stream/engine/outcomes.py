@@ -247,7 +247,14 @@ def _subject(
     details = row.details()
     context = details.context
     wanted = set(details.crime_ids)
-    crimes = [v for v in view.crimes if v.crime.crime_id in wanted]  # reinstated ones too
+    ref = row.victim_ref
+    # Reinstated records too, but only this subject's: the same id may be recorded
+    # again for another victim.
+    crimes = [
+        v
+        for v in view.crimes
+        if v.crime.crime_id in wanted and (ref is None or v.crime.victim_ref == ref)
+    ]
     principal = str(context.get("principal_code", "")) or None
     if principal == "unknown":
         principal = None

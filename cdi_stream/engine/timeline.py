@@ -195,6 +195,8 @@ def _reinstatements(state: CaseState) -> dict[str, list[tuple[Crime, float]]]:
         ended = held[-1][1] if held else times[0]
         if again.at < ended:
             continue  # it still stood: the same record sent again
+        if not held and ended < state.crimes[again.crime_id].at:
+            continue  # cancelled before its first record, so it never stood to reinstate
         following = [t for t in times if t >= again.at and t > ended]
         out.setdefault(again.crime_id, []).append((again, following[0] if following else INF))
     return out

@@ -92,6 +92,7 @@ FACTS: dict[Scope, dict[str, FactSpec]] = {
             _b("restricted_family", "sexual offence, violence or robbery"),
             _s("victim_informed", ("yes", "no", "unknown"), "whether the victim was told"),
             _b("crime_known", "the crime record itself has been seen"),
+            _b("reinstated", "the crime was recorded again after this cancellation"),
         )
     },
     "closure": {

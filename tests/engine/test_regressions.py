@@ -965,3 +965,65 @@ def test_a_classification_flag_is_resolved_only_when_the_record_is_put_right(
 
 def _disclosure(code: str) -> dict[str, Any]:
     return {"disclosure_id": "D1", "offence_code": code, "victim_ref": "V1"}
+
+
+def test_a_crime_id_recorded_again_for_another_victim_does_not_uncancel_the_first(
+    book: RuleBook,
+) -> None:
+    """The report took the record for V2 as V1's, so V1's valid cancellation after the
+    deadline stopped counting and V1 became a crime not recorded."""
+    from cdi_stream.engine.outcomes import case_outcomes
+
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1"), ("8N", "V2")])
+        .crime(2, "8N")
+        .crime(2, "8N", victim="V2", crime_id="C2")
+        .cancelled(30, "C3", role="ddm", informed=True)
+        .crime(32, "8N", victim="V2")
+    )
+    engine = Engine(book)
+    assert run(book, inc.events, until=40, engine=engine).open() == []
+    end = (T0 + dt.timedelta(hours=40)).timestamp()
+    (case,) = case_outcomes(engine, end)
+    v1 = next(s for s in case.subjects if s.victim_ref == "V1")
+    assert v1.validly_cancelled and not v1.owed
+
+
+def test_offences_typed_as_descriptions_do_not_cover_each_other(book: RuleBook) -> None:
+    """Every such code is kept as "free text", so a state-based offence typed as one
+    was covered by any crime typed as one."""
+    inc = Incident().reported(0, disclosures=[("possession of a bladed article", None)])
+    inc.crime(2, "drunk and disorderly in the street", victim=None)
+    assert run(book, inc.events, until=30).open() == [("additional_crime_not_recorded", None)]
+
+
+def test_a_code_written_like_a_name_is_never_published(book: RuleBook) -> None:
+    inc = Incident().reported(0).crime(2, "Jane.Doe").cancelled(3, "C9", role="officer")
+    out = run(book, inc.events, until=30)
+    assert all("Jane" not in c.to_json_bytes().decode() for c in out.changes)
+
+
+def test_reinstating_the_crime_resolves_its_incorrect_cancellation(book: RuleBook) -> None:
+    """The flag asks for the crime to be reinstated, but doing so left it open."""
+    inc = Incident().reported(0).crime(2).cancelled(5, "C9", role="officer", informed=False)
+    out = run(book, inc.crime(8).events, until=30)
+    assert [s for _, s in out.history("incorrect_cancellation")] == ["open", "resolved"]
+    assert out.open() == []
+
+
+def test_a_record_after_a_cancellation_dated_before_it_is_no_reinstatement(
+    book: RuleBook,
+) -> None:
+    """Cancelled before its first record, the crime never stood; the same record sent
+    again was taken for a reinstatement and covered the victim."""
+    inc = Incident().reported(0).cancelled(1, "C4").crime(3)
+    once = run(book, inc.events, until=30).open()
+    again = run(book, inc.crime(5).events, until=30).open()
+    assert once == again == [("crime_not_recorded", "V1")]
+
+
+def test_a_state_based_warning_says_which_crime_is_missing(book: RuleBook) -> None:
+    inc = Incident().reported(0, disclosures=[("8N", "V1"), ("9A", None)]).crime(2, "8N")
+    flag = run(book, inc.events, until=13).one("deadline_warning")
+    assert "disclosed 9A and no crime of that code is recorded 12 hours" in flag.explanation
