@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from cdi_stream.engine.timeline import (
     CaseView,
     Cover,
     CrimeView,
+    current_disclosures,
     discharges,
     is_immediate_breach,
 )
@@ -710,9 +712,11 @@ def _victim(
         view.offences, edition, conduct_codes, q, disclosed_codes, recorded_codes
     )
     disclosed_p, recorded_p, corrected, pcr_gap, injury_gap, hate_gap, stalking_gap = found
-    first_wrong = False
+    by_record = False
     if standing and not (pcr_gap or injury_gap or hate_gap or stalking_gap):
-        first_wrong = _first_record_wrong(view, edition, conduct_codes, q, crimes, disclosed_codes)
+        by_record = _closed_by_record(
+            view, crimes, now, functools.partial(_victim_gap_at, view, edition, conduct_codes, ref)
+        )
     fact: dict[str, str | int | bool] = {
         "scope": "victim",
         "has_recorded_crime": bool(standing),
@@ -720,7 +724,7 @@ def _victim(
         "injury_gap": injury_gap,
         "hate_gap": hate_gap,
         "stalking_gap": stalking_gap,
-        "first_record_wrong": first_wrong,
+        "closed_by_record": by_record,
     }
 
     details = functools.partial(  # not a closure: see _subject
@@ -784,24 +788,63 @@ def _classification(
     return disclosed_p, recorded_p, corrected, pcr_gap, injury_gap, hate_gap, stalking_gap
 
 
-def _first_record_wrong(
-    view: CaseView,
-    edition: Edition,
-    conduct_codes: frozenset[str],
-    q: dict[str, list[Any]],
-    crimes: list[CrimeView],
-    disclosed_codes: list[str],
+def _closed_by_record(
+    view: CaseView, crimes: list[CrimeView], now: float, gap_at: Callable[[float], bool]
 ) -> bool:
-    """Whether the victim's first record, as made, would be wrong by what is disclosed
-    now. A classification flag that is no longer called for was then put right by the
-    records (reclassified, or another crime recorded): resolved; otherwise what was
-    disclosed changed and the flag is withdrawn."""
-    if len(crimes) == 1 and crimes[0].steps is None:
-        return False  # the record is as first made, and right
+    """Whether the change that last closed a classification gap (``gap_at`` says whether
+    there was one at a moment) was a change to the records: a reclassification, a crime
+    recorded or cancelled. A flag no longer called for is then resolved, the record put
+    right; when what was disclosed changed instead it is withdrawn."""
+    state = view.state
+    if len(crimes) == 1 and crimes[0].steps is None and crimes[0].cancelled_at == INF:
+        # The usual case: one record, never changed. Only a later disclosure or
+        # qualifier can have closed a gap, and mostly there is none.
+        first = crimes[0].crime.at
+        unchanged = not state.disclosures or state.disclosures[-1].at <= first
+        if unchanged and all(v[0] <= first for v in state.qualifiers.values()):
+            return False
+    ids = {c.crime.crime_id for c in crimes}
+    records = {c.crime.at for c in crimes}
+    records.update(c.cancelled_at for c in crimes if c.cancelled_at != INF)
+    records.update(r.at for r in view.state.reclassifications if r.crime_id in ids)
+    others = {d.at for d in view.state.disclosures}
+    others.update(v[0] for k, v in view.state.qualifiers.items() if k in _CLASSIFYING_QUALIFIERS)
     first = min(c.crime.at for c in crimes)
-    codes = [c.crime.offence_code for c in crimes if c.crime.at == first]
-    found = _classification(view.offences, edition, conduct_codes, q, disclosed_codes, codes)
+    changes = sorted(t for t in records | others if first < t <= now)
+    for t in reversed(changes):  # the latest moment the gap closed
+        if gap_at(math.nextafter(t, -INF)):
+            return t in records
+    return False
+
+
+def _victim_gap_at(
+    view: CaseView, edition: Edition, conduct_codes: frozenset[str], ref: str, t: float
+) -> bool:
+    """Whether the victim's record broke a classification rule at ``t``, by what was
+    disclosed, recorded and qualified then."""
+    recorded = [c.code_at(t) for c in view.crimes_of(ref) if c.standing(t)]
+    if not recorded:
+        return False
+    versions = [d for d in view.state.disclosures if d.at <= t]
+    disclosed = [
+        d.offence_code
+        for d in current_disclosures(versions)
+        if d.victim_ref == ref and not d.contrary
+    ]
+    q = {k: v for k, v in view.state.qualifiers.items() if v[0] <= t}
+    found = _classification(view.offences, edition, conduct_codes, q, disclosed, recorded)
     return any(found[3:])
+
+
+def _state_gap_at(view: CaseView, code: str, t: float) -> bool:
+    """Whether a state-based offence's crimes lacked the aggravated class at ``t`` while
+    a hate qualifier stood."""
+    if not any(v[0] <= t for k, v in view.state.qualifiers.items() if k in HATE_QUALIFIERS):
+        return False
+    aggravated = AGGRAVATED[code]
+    codes = [c.code_at(t) for c in view.crimes if c.standing(t)]
+    codes = [c for c in codes if c in (code, aggravated)]
+    return bool(codes) and aggravated not in codes
 
 
 def _state_classification(view: CaseView, d: DisclosureVersion, now: float) -> FactRow | None:
@@ -816,15 +859,16 @@ def _state_classification(view: CaseView, d: DisclosureVersion, now: float) -> F
     standing = [c for c in crimes if c.standing(now)]
     recorded_codes = [c.code for c in standing]
     hate_gap = aggravated not in recorded_codes
-    first = min(c.crime.at for c in crimes)
-    first_wrong = not hate_gap and all(
-        c.crime.offence_code != aggravated for c in crimes if c.crime.at == first
-    )
+    by_record = bool(standing) and not hate_gap
+    if by_record:
+        by_record = _closed_by_record(
+            view, crimes, now, functools.partial(_state_gap_at, view, code)
+        )
     fact: Fact = dict(
         _NO_CRIME,
         has_recorded_crime=bool(standing),
         hate_gap=hate_gap,
-        first_record_wrong=first_wrong and bool(standing),
+        closed_by_record=by_record,
     )
     details = functools.partial(
         _victim_details,
@@ -923,7 +967,7 @@ _NO_CRIME: Fact = {
     "injury_gap": False,
     "hate_gap": False,
     "stalking_gap": False,
-    "first_record_wrong": False,
+    "closed_by_record": False,
 }
 
 
@@ -1049,7 +1093,7 @@ def _reinstated_after(view: CaseView, crime_id: str, at: float) -> bool:
     """Whether the crime was recorded again, and stood, after a cancellation at ``at``."""
     if not view.state.rerecords:
         return False
-    for v in view.crimes:  # noqa: SIM110 - a loop avoids a generator per call
+    for v in view.crimes:
         if v.crime.crime_id == crime_id and at <= v.crime.at < v.cancelled_at:
             return True
     return False

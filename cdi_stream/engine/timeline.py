@@ -95,7 +95,7 @@ class CaseView:
         self.closure_times = [c.at for c in state.closures] if state.closures else []
         n100s = state.n100s
         self.n100_times = sorted([n.at for n in n100s if n.has_rationale]) if n100s else []
-        self.disclosures = _current_disclosures(state.disclosures)
+        self.disclosures = current_disclosures(state.disclosures)
 
     @property
     def crime_by_id(self) -> dict[str, CrimeView]:
@@ -265,7 +265,7 @@ class Cover:
         return self.starts[i] if i < len(self.starts) else None
 
 
-def _current_disclosures(versions: list[DisclosureVersion]) -> list[DisclosureVersion]:
+def current_disclosures(versions: list[DisclosureVersion]) -> list[DisclosureVersion]:
     """The version of each disclosure in force: the latest by event time, keeping the
     first ``disclosed_at`` unless a later version gave its own."""
     if len(versions) < 2 or len({v.disclosure_id for v in versions}) == len(versions):

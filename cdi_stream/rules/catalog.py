@@ -65,8 +65,8 @@ FACTS: dict[Scope, dict[str, FactSpec]] = {
             _b("hate_gap", "hate qualifier with a non-aggravated class recorded"),
             _b("stalking_gap", "former partner course of conduct recorded as harassment"),
             _b(
-                "first_record_wrong",
-                "the victim's first record, as made, is wrong by what is disclosed now",
+                "closed_by_record",
+                "the change that last put the classification right was to the records",
             ),
         )
     },

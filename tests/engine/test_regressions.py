@@ -951,8 +951,47 @@ def _misclassified() -> Incident:
         (lambda i: i.crime(5, "8N", crime_id="C2"), "resolved"),
         (lambda i: i.updated(5, disclosures=[{**_disclosure("105A")}]), "withdrawn"),
         (lambda i: i.contrary(5, "8N"), "withdrawn"),
+        (  # a downgrade put back by a reclassification
+            lambda i: (
+                i.reclassified(5, "105A", "8N")
+                .reclassified(6, "8N", "105A")
+                .reclassified(7, "105A", "8N")
+            ),
+            "resolved",
+        ),
+        (  # the first record cancelled, a second made right by reclassification
+            lambda i: (
+                i.cancelled(3, "C4", role="ddm")
+                .crime(4, "105A", crime_id="C2")
+                .reclassified(6, "105A", "8N", crime_id="C2")
+            ),
+            "resolved",
+        ),
+        (  # reinstated under the wrong class, then reclassified
+            lambda i: (
+                i.cancelled(3, "C4", role="ddm").crime(4, "105A").reclassified(6, "105A", "8N")
+            ),
+            "resolved",
+        ),
+        (  # put right by the record, reopened by a new disclosure, which was then undone
+            lambda i: (
+                i.reclassified(3, "105A", "8N")
+                .updated(5, disclosures=[_disclosure("5D")])
+                .updated(7, disclosures=[_disclosure("8N")])
+            ),
+            "withdrawn",
+        ),
     ],
-    ids=["reclassified", "crime-added", "disclosure-corrected", "contrary-evidence"],
+    ids=[
+        "reclassified",
+        "crime-added",
+        "disclosure-corrected",
+        "contrary-evidence",
+        "downgrade-restored",
+        "second-crime-reclassified",
+        "reinstated-reclassified",
+        "disclosure-undone",
+    ],
 )
 def test_a_classification_flag_is_resolved_only_when_the_record_is_put_right(
     book: RuleBook, fix: Any, status: str
@@ -960,7 +999,8 @@ def test_a_classification_flag_is_resolved_only_when_the_record_is_put_right(
     """A corrected disclosure made the flag ``resolved`` ("the record was put right")
     although no record changed; that counts as a correction in every figure."""
     out = run(book, fix(_misclassified()).events, until=30)
-    assert [s for _, s in out.history("wrong_classification")] == ["open", status]
+    assert out.final("wrong_classification")[0].status == status
+    assert out.open() == []
 
 
 def _disclosure(code: str) -> dict[str, Any]:
@@ -1027,3 +1067,37 @@ def test_a_state_based_warning_says_which_crime_is_missing(book: RuleBook) -> No
     inc = Incident().reported(0, disclosures=[("8N", "V1"), ("9A", None)]).crime(2, "8N")
     flag = run(book, inc.events, until=13).one("deadline_warning")
     assert "disclosed 9A and no crime of that code is recorded 12 hours" in flag.explanation
+
+
+def test_a_state_based_hate_class_put_back_by_the_record_is_resolved(book: RuleBook) -> None:
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("9A", None)], qualifiers=["hate_race"])
+        .crime(2, "9B", victim=None)
+        .reclassified(4, "9B", "9A")
+        .reclassified(6, "9A", "9B")
+    )
+    out = run(book, inc.events, until=30)
+    assert out.final("wrong_classification")[0].status == "resolved"
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        lambda i: i.reclassified(4, "8N", "105A").reclassified(6, "105A", "8N"),
+        lambda i: (
+            i.cancelled(3, "C4", role="ddm")
+            .crime(4, "105A", crime_id="C2")
+            .reclassified(6, "105A", "8N", crime_id="C2")
+        ),
+        lambda i: i.cancelled(3, "C4", role="ddm").crime(4, "105A").reclassified(6, "105A", "8N"),
+    ],
+    ids=["downgraded-and-restored", "cancelled-then-wrong-then-right", "reinstated-wrong"],
+)
+def test_a_right_first_record_gone_wrong_and_put_right_again_is_resolved(
+    book: RuleBook, events: Any
+) -> None:
+    """Judging by the first record alone called these withdrawn: it was right."""
+    inc = events(Incident().reported(0, disclosures=[("8N", "V1")]).crime(2, "8N"))
+    out = run(book, inc.events, until=30)
+    assert out.final("wrong_classification")[0].status == "resolved"
