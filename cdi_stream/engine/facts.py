@@ -789,12 +789,17 @@ def _classification(
 
 
 def _closed_by_record(
-    view: CaseView, crimes: list[CrimeView], now: float, gap_at: Callable[[float], bool]
+    view: CaseView,
+    crimes: list[CrimeView],
+    now: float,
+    gap_at: Callable[[float, float], bool],
 ) -> bool:
-    """Whether the change that last closed a classification gap (``gap_at`` says whether
-    there was one at a moment) was a change to the records: a reclassification, a crime
-    recorded or cancelled. A flag no longer called for is then resolved, the record put
-    right; when what was disclosed changed instead it is withdrawn."""
+    """Whether the change that last closed a classification gap was a change to the
+    records (a reclassification, a crime recorded or cancelled). A flag no longer called
+    for is then resolved, the record put right; when what was disclosed or qualified
+    changed instead it is withdrawn. ``gap_at(r, o)`` says whether there was a gap with
+    the records as at ``r`` and the disclosures and qualifiers as at ``o``; at a moment
+    where both changed, the records closed the gap if their change alone closes it."""
     state = view.state
     if len(crimes) == 1 and crimes[0].steps is None and crimes[0].cancelled_at == INF:
         # The usual case: one record, never changed. Only a later disclosure or
@@ -812,36 +817,55 @@ def _closed_by_record(
     first = min(c.crime.at for c in crimes)
     changes = sorted(t for t in records | others if first < t <= now)
     for t in reversed(changes):  # the latest moment the gap closed
-        if gap_at(math.nextafter(t, -INF)):
-            return t in records
+        before = math.nextafter(t, -INF)
+        if gap_at(before, before):
+            return t in records and not gap_at(t, before)
     return False
 
 
 def _victim_gap_at(
-    view: CaseView, edition: Edition, conduct_codes: frozenset[str], ref: str, t: float
+    view: CaseView,
+    edition: Edition,
+    conduct_codes: frozenset[str],
+    ref: str,
+    records_at: float,
+    others_at: float,
 ) -> bool:
-    """Whether the victim's record broke a classification rule at ``t``, by what was
-    disclosed, recorded and qualified then."""
+    """Whether the victim's record broke a classification rule, with the records as at
+    ``records_at`` and what was disclosed and qualified as at ``others_at``."""
+    t = records_at
     recorded = [c.code_at(t) for c in view.crimes_of(ref) if c.standing(t)]
     if not recorded:
         return False
-    versions = [d for d in view.state.disclosures if d.at <= t]
+    versions = [d for d in view.state.disclosures if d.at <= others_at]
     disclosed = [
         d.offence_code
         for d in current_disclosures(versions)
         if d.victim_ref == ref and not d.contrary
     ]
-    q = {k: v for k, v in view.state.qualifiers.items() if v[0] <= t}
+    q = {k: v for k, v in view.state.qualifiers.items() if v[0] <= others_at}
     found = _classification(view.offences, edition, conduct_codes, q, disclosed, recorded)
     return any(found[3:])
 
 
-def _state_gap_at(view: CaseView, code: str, t: float) -> bool:
-    """Whether a state-based offence's crimes lacked the aggravated class at ``t`` while
-    a hate qualifier stood."""
-    if not any(v[0] <= t for k, v in view.state.qualifiers.items() if k in HATE_QUALIFIERS):
+def _state_gap_at(
+    view: CaseView, d: DisclosureVersion, records_at: float, others_at: float
+) -> bool:
+    """Whether a state-based offence's crimes lacked the aggravated class (records as
+    at ``records_at``) while it was disclosed, with no evidence to the contrary, and a
+    hate qualifier stood (as at ``others_at``)."""
+    qualifiers = view.state.qualifiers.items()
+    if not any(v[0] <= others_at for k, v in qualifiers if k in HATE_QUALIFIERS):
         return False
+    versions = [v for v in view.state.disclosures if v.at <= others_at]
+    in_force = [v for v in current_disclosures(versions) if v.disclosure_id == d.disclosure_id]
+    if not in_force or in_force[0].contrary or in_force[0].victim_ref is not None:
+        return False
+    code = in_force[0].offence_code
+    if code != d.offence_code:
+        return False  # another offence then: not the one this flag is about
     aggravated = AGGRAVATED[code]
+    t = records_at
     codes = [c.code_at(t) for c in view.crimes if c.standing(t)]
     codes = [c for c in codes if c in (code, aggravated)]
     return bool(codes) and aggravated not in codes
@@ -861,8 +885,16 @@ def _state_classification(view: CaseView, d: DisclosureVersion, now: float) -> F
     hate_gap = aggravated not in recorded_codes
     by_record = bool(standing) and not hate_gap
     if by_record:
+        # Every crime that ever had one of the two codes: one reclassified away since
+        # may be what made the gap.
+        ever = [
+            c for c in view.crimes if c.steps and any(s in (code, aggravated) for _, s in c.steps)
+        ]
         by_record = _closed_by_record(
-            view, crimes, now, functools.partial(_state_gap_at, view, code)
+            view,
+            [*crimes, *(c for c in ever if c not in crimes)],
+            now,
+            functools.partial(_state_gap_at, view, d),
         )
     fact: Fact = dict(
         _NO_CRIME,
@@ -1089,12 +1121,18 @@ def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     return rows
 
 
-def _reinstated_after(view: CaseView, crime_id: str, at: float) -> bool:
-    """Whether the crime was recorded again, and stood, after a cancellation at ``at``."""
-    if not view.state.rerecords:
+def _reinstated_after(view: CaseView, cancelled: CrimeView | None, at: float) -> bool:
+    """Whether the crime cancelled at ``at`` was recorded again, for the same victim, and
+    stood: the same id recorded for someone else leaves the first victim without one."""
+    if not view.state.rerecords or cancelled is None:
         return False
+    crime_id, victim = cancelled.crime.crime_id, cancelled.crime.victim_ref
     for v in view.crimes:
-        if v.crime.crime_id == crime_id and at <= v.crime.at < v.cancelled_at:
+        if (
+            v.crime.crime_id == crime_id
+            and v.crime.victim_ref == victim
+            and at <= v.crime.at < v.cancelled_at
+        ):
             return True
     return False
 
@@ -1130,7 +1168,7 @@ def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
             "restricted_family": restricted,
             "victim_informed": informed,
             "crime_known": crime is not None,
-            "reinstated": _reinstated_after(view, c.crime_id, c.at),
+            "reinstated": _reinstated_after(view, crime, c.at),
         }
         victim_ref = crime.crime.victim_ref if crime else None
         context: dict[str, Any] = {

@@ -1101,3 +1101,77 @@ def test_a_right_first_record_gone_wrong_and_put_right_again_is_resolved(
     inc = events(Incident().reported(0, disclosures=[("8N", "V1")]).crime(2, "8N"))
     out = run(book, inc.events, until=30)
     assert out.final("wrong_classification")[0].status == "resolved"
+
+
+def _closing_status(book: RuleBook, events: list[dict[str, Any]]) -> str:
+    return run(book, events, until=80).final("wrong_classification")[0].status
+
+
+def test_a_state_based_gap_made_by_a_crime_reclassified_away_is_seen(book: RuleBook) -> None:
+    """Only crimes with one of the two codes now were looked at, so a 9B record that
+    closed the gap left by a 9A later reclassified away counted as no record change."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("9A", None)], qualifiers=["hate_race"])
+        .crime(1, "9A", victim=None)
+        .crime(2, "9B", victim=None, crime_id="C2")
+        .reclassified(3, "9A", "8N", rationale="r")
+        .crime(4, "9A", victim=None, crime_id="C3")
+    )
+    ev = inc.events
+    assert _closing_status(book, ev) == "resolved"
+    assert _closing_status(book, [ev[0], ev[1], ev[4], ev[3], ev[2]]) == "resolved"
+
+
+def test_a_state_based_gap_closed_by_contrary_evidence_is_withdrawn(book: RuleBook) -> None:
+    state = {"disclosure_id": "D1", "offence_code": "9A", "victim_ref": None}
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("9A", None)], qualifiers=["hate_race"])
+        .crime(1, "9A", victim=None)
+        .updated(2, disclosures=[{**state, "contrary_evidence": True}])
+        .reclassified(3, "9A", "9B", rationale="r")
+        .updated(4, disclosures=[{**state, "contrary_evidence": False}])
+    )
+    ev = inc.events
+    assert _closing_status(book, ev) == "withdrawn"
+    assert _closing_status(book, [ev[0], ev[1], ev[2], ev[4], ev[3]]) == "withdrawn"
+
+
+def test_a_record_change_at_the_same_instant_that_closes_nothing_does_not_resolve(
+    book: RuleBook,
+) -> None:
+    """At one instant the disclosure was corrected (closing the gap) and a second crime
+    of the same wrong class was recorded: any record change then counted as the fix."""
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1")])
+        .crime(1, "105A")
+        .updated(3, disclosures=[_disclosure("105A")])
+        .crime(3, "105A", crime_id="C2")
+    )
+    ev = inc.events
+    assert _closing_status(book, ev) == "withdrawn"
+    assert _closing_status(book, [ev[0], ev[1], ev[3], ev[2]]) == "withdrawn"
+
+
+def test_a_crime_id_reinstated_for_another_victim_leaves_the_cancellation_standing(
+    book: RuleBook,
+) -> None:
+    """The id recorded again for V2 resolved V1's incorrect cancellation, and the report
+    counted V1 as validly cancelled."""
+    from cdi_stream.engine.outcomes import case_outcomes
+
+    inc = (
+        Incident()
+        .reported(0, disclosures=[("8N", "V1"), ("8N", "V2")])
+        .crime(2, "8N")
+        .cancelled(30, "X9", role="ddm", informed=False)
+        .crime(40, "8N", victim="V2")
+    )
+    engine = Engine(book)
+    out = run(book, inc.events, until=50, engine=engine)
+    assert ("incorrect_cancellation", "V1") in out.open()
+    (case,) = case_outcomes(engine, (T0 + dt.timedelta(hours=50)).timestamp())
+    v1 = next(s for s in case.subjects if s.victim_ref == "V1")
+    assert v1.owed and not v1.validly_cancelled and not v1.correct
