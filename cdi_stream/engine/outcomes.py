@@ -367,6 +367,8 @@ def _cancellation(
         crime_id=str(context["crime_id"]),
         edition=edition_id,
         at=float(context["at"]),
-        incorrect=bool(match(fact).raised),
+        # Judged as made: a crime reinstated later puts the record right (its flag is
+        # resolved), but the cancellation was still wrong.
+        incorrect=bool(match({**fact, "reinstated": False}).raised),
         problems=tuple(problems),
     )

@@ -1175,3 +1175,19 @@ def test_a_crime_id_reinstated_for_another_victim_leaves_the_cancellation_standi
     (case,) = case_outcomes(engine, (T0 + dt.timedelta(hours=50)).timestamp())
     v1 = next(s for s in case.subjects if s.victim_ref == "V1")
     assert v1.owed and not v1.validly_cancelled and not v1.correct
+
+
+def test_a_wrong_cancellation_put_right_by_reinstatement_still_counts_as_wrong(
+    book: RuleBook,
+) -> None:
+    """Reinstating the crime resolves the flag, but the report must still count the
+    cancellation among the incorrect ones: it listed its problems and called it correct."""
+    from cdi_stream.engine.outcomes import case_outcomes
+
+    inc = Incident().reported(0).crime(2).cancelled(5, "X9", role="ddm", informed=False).crime(8)
+    engine = Engine(book)
+    run(book, inc.events, until=30, engine=engine)
+    (case,) = case_outcomes(engine, (T0 + dt.timedelta(hours=30)).timestamp())
+    (cancellation,) = case.cancellations
+    assert cancellation.incorrect
+    assert "invalid_reason" in cancellation.problems
