@@ -405,7 +405,9 @@ def _subject_details(
     closure_at_breach = view.closure_at(breach_at) if breach_at is not None else None
     # A rape subject's cover is a rape crime, but the DDM needs to see every crime that
     # stands for the victim (a rape recorded under another class, say).
-    shown = view.crimes_of(victim_ref) if rape and victim_ref is not None else relevant
+    # A state-based offence's cover is a crime of its code; the DDM needs to see what
+    # stands instead.
+    shown = view.crimes if victim_ref is None else view.crimes_of(victim_ref) if rape else relevant
     standing_codes = sorted({c.code for c in shown if c.standing(now)})
     context: dict[str, Any] = {
         "subject_label": f"Victim {victim_ref}"
@@ -425,6 +427,11 @@ def _subject_details(
         "missing_code": gap.missing,
         "missing_due_at": gap.due_at,
         "recorded_codes": ", ".join(standing_codes) or "none",
+        "own_record_missing": "has none of their own" if victim_ref else "has no crime of its code",
+        "own_record_rule": "each victim of a victim-based offence needs a crime record "
+        "(one crime per victim)"
+        if victim_ref
+        else "an offence against the state needs a crime of its own code",
         "record_missing": _RAPE_RECORD_MISSING
         if rape
         else "no crime is recorded"
@@ -432,7 +439,9 @@ def _subject_details(
         else "no crime of that code is recorded",
     }
     evidence = {report.event_id, *(d.event_id for d in discs)}
-    evidence.update(c.crime.event_id for c in shown)
+    evidence.update(c.crime.event_id for c in relevant)
+    if shown is not relevant:  # the crimes its recorded codes name
+        evidence.update(c.crime.event_id for c in shown if c.standing(now))
     if closure_at_breach is not None:
         evidence.add(closure_at_breach.event_id)
     last_closure = view.closure_at(now)

@@ -126,6 +126,8 @@ CONTEXT: dict[Scope, tuple[str, ...]] = {
         "missing_due_at",
         "recorded_codes",
         "record_missing",
+        "own_record_missing",
+        "own_record_rule",
     ),
     "victim": (
         *_COMMON_CONTEXT,

@@ -1191,3 +1191,14 @@ def test_a_wrong_cancellation_put_right_by_reinstatement_still_counts_as_wrong(
     (cancellation,) = case.cancellations
     assert cancellation.incorrect
     assert "invalid_reason" in cancellation.problems
+
+
+def test_a_state_based_offence_not_recorded_is_explained_as_one(book: RuleBook) -> None:
+    """Its explanation spoke of a victim with "none of their own" and showed no crime
+    recorded while another stood."""
+    inc = Incident().reported(0, disclosures=[("8N", "V1"), ("92E", None)]).crime(2, "8N")
+    flag = run(book, inc.events, until=30).one("additional_crime_not_recorded")
+    assert "State-based offence 92E (92E) has no crime of its code by" in flag.explanation
+    assert "an offence against the state needs a crime of its own code" in flag.explanation
+    assert flag.observed["recorded_codes"] == "8N"
+    assert "INC-1-2" in flag.evidence
