@@ -29,7 +29,6 @@ from cdi_stream.engine.timeline import (
     CaseView,
     Cover,
     CrimeView,
-    current_disclosures,
     discharges,
     is_immediate_breach,
 )
@@ -427,16 +426,7 @@ def _subject_details(
         "missing_code": gap.missing,
         "missing_due_at": gap.due_at,
         "recorded_codes": ", ".join(standing_codes) or "none",
-        "own_record_missing": "has none of their own" if victim_ref else "has no crime of its code",
-        "own_record_rule": "each victim of a victim-based offence needs a crime record "
-        "(one crime per victim)"
-        if victim_ref
-        else "an offence against the state needs a crime of its own code",
-        "record_missing": _RAPE_RECORD_MISSING
-        if rape
-        else "no crime is recorded"
-        if victim_ref
-        else "no crime of that code is recorded",
+        **_MISSING_RECORD["rape" if rape else "victim" if victim_ref else "state"],
     }
     evidence = {report.event_id, *(d.event_id for d in discs)}
     evidence.update(c.crime.event_id for c in relevant)
@@ -457,7 +447,24 @@ def _subject_details(
     )
 
 
-_RAPE_RECORD_MISSING = "neither a rape crime (19*) nor an N100 with a rationale is recorded"
+# What a flag's sentence says is missing, by kind of subject.
+_VICTIM_OWN_RECORD = {
+    "own_record_missing": "has none of their own",
+    "own_record_rule": "each victim of a victim-based offence needs a crime record "
+    "(one crime per victim)",
+}
+_MISSING_RECORD: dict[str, dict[str, str]] = {
+    "victim": {"record_missing": "no crime is recorded", **_VICTIM_OWN_RECORD},
+    "rape": {
+        "record_missing": "neither a rape crime (19*) nor an N100 with a rationale is recorded",
+        **_VICTIM_OWN_RECORD,
+    },
+    "state": {
+        "record_missing": "no crime of that code is recorded",
+        "own_record_missing": "has no crime of its code",
+        "own_record_rule": "an offence against the state needs a crime of its own code",
+    },
+}
 
 
 def _first_disclosed(recordable: list[DisclosureVersion], default: float) -> float:
@@ -820,9 +827,9 @@ def _closed_by_record(
     ids = {c.crime.crime_id for c in crimes}
     records = {c.crime.at for c in crimes}
     records.update(c.cancelled_at for c in crimes if c.cancelled_at != INF)
-    records.update(r.at for r in view.state.reclassifications if r.crime_id in ids)
-    others = {d.at for d in view.state.disclosures}
-    others.update(v[0] for k, v in view.state.qualifiers.items() if k in _CLASSIFYING_QUALIFIERS)
+    records.update(r.at for r in state.reclassifications if r.crime_id in ids)
+    others = {d.at for d in state.disclosures}
+    others.update(v[0] for k, v in state.qualifiers.items() if k in _CLASSIFYING_QUALIFIERS)
     first = min(c.crime.at for c in crimes)
     changes = sorted(t for t in records | others if first < t <= now)
     for t in reversed(changes):  # the latest moment the gap closed
@@ -846,10 +853,9 @@ def _victim_gap_at(
     recorded = [c.code_at(t) for c in view.crimes_of(ref) if c.standing(t)]
     if not recorded:
         return False
-    versions = [d for d in view.state.disclosures if d.at <= others_at]
     disclosed = [
         d.offence_code
-        for d in current_disclosures(versions)
+        for d in view.disclosures_at(others_at)
         if d.victim_ref == ref and not d.contrary
     ]
     q = {k: v for k, v in view.state.qualifiers.items() if v[0] <= others_at}
@@ -866,8 +872,7 @@ def _state_gap_at(
     qualifiers = view.state.qualifiers.items()
     if not any(v[0] <= others_at for k, v in qualifiers if k in HATE_QUALIFIERS):
         return False
-    versions = [v for v in view.state.disclosures if v.at <= others_at]
-    in_force = [v for v in current_disclosures(versions) if v.disclosure_id == d.disclosure_id]
+    in_force = [v for v in view.disclosures_at(others_at) if v.disclosure_id == d.disclosure_id]
     if not in_force or in_force[0].contrary or in_force[0].victim_ref is not None:
         return False
     code = in_force[0].offence_code
@@ -1130,22 +1135,6 @@ def _reclassifications(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     return rows
 
 
-def _reinstated_after(view: CaseView, cancelled: CrimeView | None, at: float) -> bool:
-    """Whether the crime cancelled at ``at`` was recorded again, for the same victim, and
-    stood: the same id recorded for someone else leaves the first victim without one."""
-    if not view.state.rerecords or cancelled is None:
-        return False
-    crime_id, victim = cancelled.crime.crime_id, cancelled.crime.victim_ref
-    for v in view.crimes:
-        if (
-            v.crime.crime_id == crime_id
-            and v.crime.victim_ref == victim
-            and at <= v.crime.at < v.cancelled_at
-        ):
-            return True
-    return False
-
-
 def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
     rows: list[FactRow] = []
     for c in view.state.cancellations:
@@ -1177,7 +1166,7 @@ def _cancellations(view: CaseView, subjects: _Subjects) -> list[FactRow]:
             "restricted_family": restricted,
             "victim_informed": informed,
             "crime_known": crime is not None,
-            "reinstated": _reinstated_after(view, crime, c.at),
+            "reinstated": crime is not None and view.reinstated_after(crime, c.at),
         }
         victim_ref = crime.crime.victim_ref if crime else None
         context: dict[str, Any] = {

@@ -95,7 +95,7 @@ class CaseView:
         self.closure_times = [c.at for c in state.closures] if state.closures else []
         n100s = state.n100s
         self.n100_times = sorted([n.at for n in n100s if n.has_rationale]) if n100s else []
-        self.disclosures = current_disclosures(state.disclosures)
+        self.disclosures = _current_disclosures(state.disclosures)
 
     @property
     def crime_by_id(self) -> dict[str, CrimeView]:
@@ -117,6 +117,27 @@ class CaseView:
             if v.crime.crime_id == crime_id and found.crime.at < v.crime.at <= t:
                 found = v
         return found
+
+    def reinstated_after(self, cancelled: CrimeView, at: float) -> bool:
+        """Whether a crime cancelled at ``at`` was recorded again, for the same victim,
+        and stood: the same id recorded for someone else leaves the first victim
+        without one."""
+        if not self.state.rerecords:
+            return False
+        crime_id, victim = cancelled.crime.crime_id, cancelled.crime.victim_ref
+        for v in self.crimes:
+            if (
+                v.crime.crime_id == crime_id
+                and v.crime.victim_ref == victim
+                and at <= v.crime.at < v.cancelled_at
+            ):
+                return True
+        return False
+
+    def disclosures_at(self, t: float) -> list[DisclosureVersion]:
+        """The version of each disclosure in force at ``t``, from what was logged by
+        then (``disclosures`` holds them as they stand after every event)."""
+        return _current_disclosures([d for d in self.state.disclosures if d.at <= t])
 
     def crimes_of(self, victim_ref: str) -> list[CrimeView]:
         """The crimes recorded for one victim, by crime id."""
@@ -265,7 +286,7 @@ class Cover:
         return self.starts[i] if i < len(self.starts) else None
 
 
-def current_disclosures(versions: list[DisclosureVersion]) -> list[DisclosureVersion]:
+def _current_disclosures(versions: list[DisclosureVersion]) -> list[DisclosureVersion]:
     """The version of each disclosure in force: the latest by event time, keeping the
     first ``disclosed_at`` unless a later version gave its own."""
     if len(versions) < 2 or len({v.disclosure_id for v in versions}) == len(versions):
