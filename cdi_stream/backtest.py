@@ -33,7 +33,6 @@ import datetime as dt
 import html
 import io
 import json
-import os
 import sys
 import tempfile
 from collections import defaultdict
@@ -53,6 +52,7 @@ from cdi_stream.engine import EngineConfig
 from cdi_stream.replay import LineError, OversizeLine, ReplaySummary, bounded_lines, replay
 from cdi_stream.rules.book import RuleBook
 from cdi_stream.rules.errors import RuleProblem, RulesError, RuleValidationError
+from cdi_stream.runtime import stdout_reader_gone
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -333,12 +333,7 @@ def _event_source(events: Path | Iterable[bytes]) -> Iterator[Callable[[], Itera
     """Something that yields the lines afresh for each replay."""
     if isinstance(events, Path):
         path = events
-
-        def from_path() -> Iterator[bytes]:
-            with path.open("rb") as handle:
-                yield from bounded_lines(handle, DEFAULT_MAX_BYTES)
-
-        yield from_path
+        yield lambda: _lines_of(path)
         return
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b") as spool:
         for line in events:
@@ -819,7 +814,7 @@ def backtest_command(
             out.print(render_text(result))
             out.file.flush()
     except BrokenPipeError:  # ``backtest ... | head``: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        stdout_reader_gone()
         return 0
     except OSError as exc:
         err.print(Text.assemble(("error", "red"), f" cannot write standard output: {exc}"))

@@ -98,14 +98,6 @@ def _to_stdout(path: Path | None) -> bool:
     return path is not None and str(path) == "-"
 
 
-def _reader_went_away() -> NoReturn:
-    """``replay ... | head``: the reader has what it wanted. Stop quietly, as other
-    command-line tools do, and keep the interpreter from failing to flush at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    raise typer.Exit(0)
-
-
 def _close_quietly(handle: BinaryIO) -> None:
     with contextlib.suppress(OSError):
         handle.close()
@@ -158,7 +150,7 @@ def replay(
     from cdi_stream.metrics import Metrics
     from cdi_stream.replay import LineError, OutputError
     from cdi_stream.replay import replay as run_replay
-    from cdi_stream.runtime import tune_gc
+    from cdi_stream.runtime import stdout_reader_gone, tune_gc
 
     until_at = _parse_time(until, "--until") if until else None
     engine_config = _settings().engine_config()
@@ -207,14 +199,15 @@ def replay(
             )
         except OutputError as exc:
             if isinstance(exc.cause, BrokenPipeError) and sink is sys.stdout.buffer:
-                _reader_went_away()
+                stdout_reader_gone()
+                raise typer.Exit(0) from None
             _fail(f"cannot write {target}: {exc}; the flag changes written are incomplete")
         except OSError as exc:  # only writes are wrapped: this came from reading
             _fail(f"cannot read {events}: {exc.strerror or exc}")
         try:
             sink.flush()
         except OSError as exc:
-            _fail(f"cannot write {target}: {exc.strerror or exc}")
+            _write_error(exc, target)
     book.close()
     if recorder is not None and metrics is not None:
         try:
@@ -293,8 +286,8 @@ def report(
     end = _parse_time(period_to, "--to") if period_to else None
     extracted = _parse_time(as_of, "--as-of") if as_of else None
     for path in (events, flags, decisions):
-        if path is not None and (path.is_dir() or not path.exists()):  # a pipe will do
-            _fail(_not_a_file(path))
+        if path is not None:
+            _check_input(path)
     _check_output(out, "--out", events, flags, decisions)
     _check_output(json_out, "--json", events, flags, decisions, out)
     if _to_stdout(json_out) and _to_stdout(out):
@@ -420,14 +413,20 @@ def _open_events(name: str, stack: ExitStack) -> tuple[Iterator[bytes], int]:
     if name == "-":
         return bounded_lines(sys.stdin.buffer, DEFAULT_MAX_BYTES), 0
     path = Path(name)
-    if path.is_dir() or not path.exists():  # a pipe, /dev/stdin or <(zcat ...) will do
-        _fail(_not_a_file(path))
+    _check_input(path)
     try:
         handle = stack.enter_context(path.open("rb"))
     except OSError as exc:
         _fail(f"cannot read {path}: {exc.strerror or exc}")
     size = path.stat().st_size if path.is_file() else 0
     return bounded_lines(handle, DEFAULT_MAX_BYTES), size
+
+
+def _check_input(path: Path) -> None:
+    """A file to read: anything there that is not a directory (a pipe, /dev/stdin or
+    ``<(zcat ...)`` will do)."""
+    if path.is_dir() or not path.exists():
+        _fail(_not_a_file(path))
 
 
 def _not_a_file(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""Interpreter settings for the long-running entry points: the worker and ``replay``.
+"""Interpreter and process settings for the entry points: the worker, ``replay`` and
+the other commands.
 
 Case state for every open incident is many small, long-lived container objects (about
 800,000 for 54,000 incidents), and CPython's collector walks all of them on every full
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from pathlib import Path
 
 YOUNG_GENERATION_THRESHOLD = 50_000
@@ -34,3 +36,12 @@ def resident_set_bytes() -> int:
     except (OSError, IndexError, ValueError):
         return 0
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def stdout_reader_gone() -> None:
+    """``replay ... | head``: the reader closed the pipe and has what it wanted. Send
+    what is left of standard output nowhere, so that the interpreter's last flush at exit
+    does not fail again, and let the caller end quietly, as other command-line tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
