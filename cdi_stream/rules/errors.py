@@ -46,7 +46,7 @@ class RuleValidationError(RulesError):
         return listed(map(str, self.problems), len(self.problems), limit)
 
 
-def listed(problems: Iterable[str], count: int, limit: int = 100) -> list[str]:
+def listed(problems: Iterable[str], count: int, limit: int = MAX_SHOWN) -> list[str]:
     lines = [p for p, _ in zip(problems, range(limit), strict=False)]
     if count > limit:
         lines.append(f"... and {count - limit} more")

@@ -55,12 +55,7 @@ class RuleSource:
 
     def rules_for(self, edition: EditionDoc) -> tuple[LoadedRule, ...]:
         """The rules in force throughout ``edition``, in a fixed order (by id)."""
-        found = [
-            r
-            for r in self.rules
-            if r.doc.effective_from <= edition.effective_from
-            and (r.doc.effective_to is None or r.doc.effective_to >= edition.effective_from)
-        ]
+        found = [r for r in self.rules if _in_force(r.doc, edition.effective_from)]
         return tuple(sorted(found, key=lambda r: r.doc.id))
 
 
@@ -370,6 +365,10 @@ def _pydantic_messages(exc: ValidationError) -> Iterable[str]:
         yield f"{'.'.join(parts) or '(document)'}: {message}"
 
 
+def _in_force(doc: RuleDoc, day: dt.date) -> bool:
+    return doc.effective_from <= day and (doc.effective_to is None or doc.effective_to >= day)
+
+
 def _empty_editions(
     path: Path, rules: list[LoadedRule], editions: EditionsFile
 ) -> list[RuleProblem]:
@@ -377,10 +376,7 @@ def _empty_editions(
     out: list[RuleProblem] = []
     for edition in editions.editions:
         start = edition.effective_from
-        if not any(
-            r.doc.effective_from <= start and (r.doc.effective_to or dt.date.max) >= start
-            for r in rules
-        ):
+        if not any(_in_force(r.doc, start) for r in rules):
             message = (
                 f"edition {edition.id} (from {start}) has no rule in force; start it where "
                 f"rules apply, or give rules an effective_from of {start}"
@@ -410,12 +406,10 @@ def _check_one(doc: RuleDoc, starts: set[dt.date]) -> list[str]:
             m.replace("when", "resolved_when", 1) for m in check(doc.resolved_when, doc.scope)
         )
     context = set(CONTEXT[doc.scope])
-    if doc.event_time not in context or doc.event_time not in TIME_CONTEXT:
-        usable = sorted(context & TIME_CONTEXT)
-        out.append(f"event_time: {doc.event_time!r} is not a time of scope {doc.scope} {usable}")
-    if doc.due_at is not None and (doc.due_at not in context or doc.due_at not in TIME_CONTEXT):
-        usable = sorted(context & TIME_CONTEXT)
-        out.append(f"due_at: {doc.due_at!r} is not a time of scope {doc.scope} {usable}")
+    times = context & TIME_CONTEXT
+    for field, name in (("event_time", doc.event_time), ("due_at", doc.due_at)):
+        if name is not None and name not in times:
+            out.append(f"{field}: {name!r} is not a time of scope {doc.scope} {sorted(times)}")
     for field, mapping in (("expected", doc.expected), ("observed", doc.observed)):
         for key, source in mapping.items():
             if source not in context:
