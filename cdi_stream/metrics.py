@@ -216,8 +216,8 @@ class Metrics:
     def consumed(self, event_type: str) -> None:
         self.events.labels(event_type).inc()
 
-    def duplicate(self) -> None:
-        self.duplicates.inc()
+    def duplicate(self, count: int = 1) -> None:
+        self.duplicates.inc(count)
 
     def dead_letter(self, kind: str) -> None:
         self.dead_letters.labels(kind).inc()

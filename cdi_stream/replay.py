@@ -121,7 +121,7 @@ def replay(
             metrics.consumed(event.event_type)
     summary.last_event_at = engine.now
     if metrics is not None and summary.duplicates:
-        metrics.duplicates.inc(summary.duplicates)
+        metrics.duplicate(summary.duplicates)
     end = until.timestamp() if until is not None else engine.now
     if end is not None:
         # An ``until`` before the last event leaves time there (it never moves back),

@@ -43,8 +43,6 @@ from cdi_stream.rules.book import RuleBook
 
 __all__ = ["Collected", "collect"]
 
-_MAX_LINE_BYTES = DEFAULT_MAX_BYTES
-
 
 @dataclass(slots=True)
 class ReplayCounts(LineCounts):
@@ -144,11 +142,13 @@ def collect(
         period_start.timestamp() if period_start else None,
         period_end.timestamp() if period_end else None,
     )
-    held = [
-        case.report.reported_at
+    # (incident, its report, events applied) of every case reported, dropped ones too.
+    reported = [
+        (case.incident_id, case.report, len(case.seen))
         for case in store.every_case()
-        if case.report is not None and _within(case.report.reported_at, *bounds)
+        if case.report is not None
     ]
+    held = [r.reported_at for _, r, _ in reported if _within(r.reported_at, *bounds)]
     if not held and counts.events and (period_start is None or period_end is None):
         raise ValueError(
             "no incident in the file is reported in the period; give both --from and --to "
@@ -167,11 +167,7 @@ def collect(
 
     lo, hi = start.timestamp(), end.timestamp()
     # Replayed like every other (their events count as applied), but not counted.
-    counts.outside_period = sum(
-        len(case.seen)
-        for case in store.every_case()
-        if case.report is not None and not lo <= case.report.reported_at < hi
-    )
+    counts.outside_period = sum(n for _, r, n in reported if not lo <= r.reported_at < hi)
     incidents: set[str] = set()
     subjects: list[SubjectOutcome] = []
     cancellations: list[CancellationOutcome] = []
@@ -183,11 +179,7 @@ def collect(
     # An incident reported again after its state was dropped is a new case: the old
     # case's flags (raised before the new case's report) are not the period's. Replayed
     # flags carry event time, as the report does; a flags file's carry the wall clock.
-    since = {
-        case.incident_id: case.report.at
-        for case in store.every_case()
-        if case.report is not None and lo <= case.report.reported_at < hi
-    }
+    since = {i: r.at for i, r, _ in reported if lo <= r.reported_at < hi}
     in_period = {
         k: f
         for k, f in fold.flags.items()
@@ -226,9 +218,9 @@ def _replay(
     next_decision = next(pending, None)
     with path.open("rb") as handle:
         events = parsed_events(
-            bounded_lines(handle, _MAX_LINE_BYTES),
+            bounded_lines(handle, DEFAULT_MAX_BYTES),
             counts,
-            max_line_bytes=_MAX_LINE_BYTES,
+            max_line_bytes=DEFAULT_MAX_BYTES,
             on_error=on_error,
         )
         for number, event in events:
